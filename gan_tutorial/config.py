@@ -1,0 +1,129 @@
+"""Run-time settings: fast/full mode, device choice, seeding, data and cache folders.
+
+Environment variables (all optional):
+
+* ``GAN_TUTORIAL_FAST`` -- ``1`` for fast mode (tiny budgets, used by the tests), ``0`` for full
+  mode. When unset, fast mode is on if ``CI`` is set and off otherwise.
+* ``GAN_TUTORIAL_DEVICE`` -- ``cuda``, ``cuda:1``, ``mps``, ``cpu`` or ``auto`` (default).
+* ``GAN_TUTORIAL_DATA`` -- a folder holding ``mnist/`` (idx files or torchvision's layout).
+* ``GAN_TUTORIAL_CACHE`` -- where trained helper models (e.g. the metric classifier) are kept.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import torch
+
+REPO_URL = "https://github.com/gan-tutorial/gan-tutorial"
+
+
+def fast_mode() -> bool:
+    """True when notebooks and scripts should use their small, quick settings."""
+    flag = os.environ.get("GAN_TUTORIAL_FAST", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    if flag in ("0", "false", "no", "off"):
+        return False
+    if flag:
+        raise ValueError(f"GAN_TUTORIAL_FAST={flag!r} is not understood: set it to 1 (fast) or 0 (full).")
+    return bool(os.environ.get("CI"))
+
+
+def pick(fast, full):
+    """Return ``fast`` in fast mode and ``full`` otherwise (e.g. ``num_steps = pick(200, 5000)``)."""
+    return fast if fast_mode() else full
+
+
+def get_device(name: str | torch.device | None = None) -> torch.device:
+    """Resolve a device: ``None``/``"auto"`` picks cuda, then mps, then cpu.
+
+    Raises ``ValueError`` for a string torch does not know, and ``RuntimeError`` for a device
+    that is not available on this machine, each with the fix in the message.
+    """
+    if name is None:
+        name = os.environ.get("GAN_TUTORIAL_DEVICE", "auto")
+    if isinstance(name, torch.device):
+        dev = name
+    else:
+        name = str(name).strip().lower()
+        if name == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        try:
+            dev = torch.device(name)
+        except (RuntimeError, ValueError):
+            raise ValueError(
+                f"Unknown device {name!r}. Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+            ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"Device {str(dev)!r} was asked for but CUDA is not available here. "
+            "Use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type > GPU)."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RuntimeError(f"{dev} does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RuntimeError("Device 'mps' was asked for but Apple MPS is not available. Use 'auto' or 'cpu'.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"Device type {dev.type!r} is not supported here. Use 'auto', 'cpu', 'cuda' or 'mps'.")
+    return dev
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy (if present) and torch; return a CPU ``torch.Generator`` with that seed."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a torch dependency in practice
+        pass
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def data_root() -> Path:
+    """Folder that holds datasets (``$GAN_TUTORIAL_DATA``, else ``<cache>/data``)."""
+    env = os.environ.get("GAN_TUTORIAL_DATA")
+    return Path(env).expanduser() if env else cache_dir() / "data"
+
+
+def cache_dir() -> Path:
+    """Folder for things the package makes itself (``$GAN_TUTORIAL_CACHE``, else ~/.cache/gan_tutorial)."""
+    env = os.environ.get("GAN_TUTORIAL_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gan_tutorial"
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    try:
+        import google.colab  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def describe(device: torch.device | None = None) -> str:
+    """One line for a notebook's setup cell: mode, device and a hint when no GPU is in use."""
+    device = device or get_device()
+    mode = "fast" if fast_mode() else "full"
+    line = f"gan_tutorial: {mode} mode on {device}"
+    if device.type == "cuda":
+        line += f" ({torch.cuda.get_device_name(device)})"
+    else:
+        line += " -- no GPU: everything runs, just slower (on Colab pick a GPU runtime)"
+    if mode == "fast":
+        line += "\n  fast mode: tiny training budgets, so figures are rough. Set GAN_TUTORIAL_FAST=0 for full runs."
+    return line
