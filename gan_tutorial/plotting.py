@@ -1,0 +1,140 @@
+"""Figures: image grids, training curves, live plots and snapshot animations."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+from .train import Callback
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
+    """Tile ``(N, C, H, W)`` images in [-1, 1] into one ``(H', W', C)`` array in [0, 1]."""
+    from torchvision.utils import make_grid
+
+    images = images.detach().float().cpu()
+    if images.dim() != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    grid = make_grid(images, nrow=nrow, padding=padding, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    return grid.permute(1, 2, 0)
+
+
+def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, figsize=(4, 4)):
+    """Show a grid of images in [-1, 1]; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    grid = image_grid(images, nrow)
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def save_grid(images: torch.Tensor, path, nrow: int = 8) -> None:
+    """Write a grid of images in [-1, 1] to a PNG file."""
+    from torchvision.utils import save_image
+
+    save_image(images.detach().float().cpu(), str(path), nrow=nrow, normalize=True, value_range=(-1, 1),
+               pad_value=1.0)
+
+
+def plot_history(history: dict, axes=None, title: str | None = None):
+    """Two panels: the losses, and D's mean output on real and fake data (or the critic's scores)."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    steps = history["step"]
+    axes[0].plot(steps, history["loss_D"], label="loss D")
+    axes[0].plot(steps, history["loss_G"], label="loss G")
+    if "wasserstein" in history:
+        axes[0].plot(steps, history["wasserstein"], label="Wasserstein estimate")
+    axes[0].set_xlabel("generator step")
+    axes[0].legend()
+    axes[0].set_title(title or "losses")
+    axes[1].plot(steps, history["d_real"], label="D(x), real")
+    axes[1].plot(steps, history["d_fake"], label="D(G(z)), fake")
+    if "wasserstein" not in history:
+        axes[1].axhline(0.5, color="gray", lw=0.8, ls="--", label="0.5 = D cannot tell")
+        axes[1].set_ylim(-0.02, 1.02)
+    axes[1].set_xlabel("generator step")
+    axes[1].legend()
+    axes[1].set_title("discriminator outputs" if "wasserstein" not in history else "critic scores")
+    plt.tight_layout()
+    return axes
+
+
+class LivePlot(Callback):
+    """Redraw the training curves (and the latest fixed-noise grid for images) in a notebook.
+
+    Redraws at most every ``every`` log records; outside IPython it does nothing.
+    """
+
+    def __init__(self, every: int = 1, show_samples: bool = True):
+        self.every, self.show_samples, self.handle, self.count = every, show_samples, None, 0
+
+    def on_train_begin(self, trainer):
+        try:
+            from IPython.display import display
+
+            self.handle = display(display_id=True)
+        except ImportError:  # pragma: no cover
+            self.handle = None
+
+    def on_log(self, trainer, record):
+        self.count += 1
+        if self.handle is None or self.count % self.every:
+            return
+        images = trainer.snapshots[-1]["samples"] if trainer.snapshots and self.show_samples else None
+        show_img = images is not None and images.dim() == 4
+        fig, axes = plt.subplots(1, 3 if show_img else 2, figsize=(13 if show_img else 10, 3.2))
+        plot_history(trainer.history, axes[:2])
+        if show_img:
+            show_grid(images[:36], nrow=6, ax=axes[2], title=f"fixed noise, step {trainer.snapshots[-1]['step']}")
+        self.handle.update(fig)
+        plt.close(fig)
+
+
+def animate_snapshots(snapshots, nrow: int = 8, interval: int = 400, max_frames: int = 20):
+    """An HTML (JavaScript) animation of fixed-noise image snapshots; returns the HTML object."""
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    if not snapshots:
+        raise ValueError("no snapshots to animate: train with snapshot_every > 0")
+    stride = max(1, len(snapshots) // max_frames)
+    frames = snapshots[::stride]
+    if frames[-1] is not snapshots[-1]:
+        frames.append(snapshots[-1])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    grid = image_grid(frames[0]["samples"], nrow)
+    im = ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+
+    def draw(i):
+        g = image_grid(frames[i]["samples"], nrow)
+        im.set_data(g.squeeze(-1) if g.shape[-1] == 1 else g)
+        ax.set_title(f"step {frames[i]['step']}")
+        return (im,)
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False)
+    html = HTML(anim.to_jshtml(default_mode="once"))
+    plt.close(fig)
+    return html
+
+
+def plot_samples_2d(samples: torch.Tensor, mixture=None, ax=None, title: str | None = None, lim: float | None = None):
+    """Scatter 2-D samples, with the mixture's mode centres as crosses when given."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    s = samples.detach().float().cpu()
+    ax.scatter(s[:, 0], s[:, 1], s=3, alpha=0.4, label="generated")
+    if mixture is not None:
+        m = mixture.means
+        ax.scatter(m[:, 0], m[:, 1], marker="x", color="red", s=40, label="modes")
+        lim = lim or float(m.abs().max()) * 1.5
+    if lim:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,399 @@
+"""Style and content losses on CNN features, AdaIN, and style transfer by optimising an image.
+
+Conventions (all tensors are ``float``):
+
+* images: ``(B, 3, H, W)`` with values in ``[0, 1]``; the extractor normalises them itself;
+* features: ``(B, C, H, W)``; Gram matrices: ``(B, C, C)``.
+
+The Gram matrix is normalised by the number of positions, ``G = F F^T / (H W)``: entry ``(i, j)``
+is the average over positions of ``f_i * f_j``, so it does not grow with the image size. With it,
+``style_loss`` is ``4x`` the per-layer loss ``E_l`` of Gatys et al. (2016), whose ``1 / (4 N^2 M^2)``
+factor is written for the unnormalised Gram.
+
+The feature network is VGG-19 (Simonyan & Zisserman, 2014). Its ImageNet weights (about 550 MB)
+are used when they are in torch.hub's cache or when downloading is allowed (``download=True`` or
+``GAN_TUTORIAL_DOWNLOAD=1``); otherwise the same architecture with fixed random weights is used,
+and the loader says so. Random convolutional features still capture texture statistics (Ustyuzhaninov
+et al., 2016), so every idea here can be tried offline.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import socket
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # Gatys et al.
+CONTENT_LAYERS = ("conv4_2",)
+
+_VGG19_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+               512, 512, 512, 512, "M")
+
+
+def _vgg19_names() -> list[str]:
+    names, block, conv = [], 1, 1
+    for item in _VGG19_PLAN:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 1
+        else:
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+            conv += 1
+    return names
+
+
+VGG19_LAYERS = tuple(_vgg19_names())  # ('conv1_1', 'relu1_1', 'conv1_2', ..., 'pool5')
+
+
+# --------------------------------------------------------------------------- losses
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``G[b, i, j] = sum_p F[b, i, p] F[b, j, p] / (H W)``.
+
+    ``features``: ``(B, C, H, W)`` -> ``(B, C, C)``. The sum runs over the ``H W`` positions,
+    so the layout of the features is forgotten: only which channels fire together remains.
+    """
+    if features.dim() != 4:
+        raise ValueError(f"gram_matrix expects (B, C, H, W) features, got shape {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """Mean squared error between feature maps, averaged over all ``B C H W`` entries.
+
+    With ``normalize=True`` it is divided by ``mean(target^2)`` (a relative error, which makes the
+    loss comparable between networks whose features have different scales). Returns a scalar.
+    """
+    loss = F.mse_loss(features, target)
+    return loss / target.pow(2).mean().clamp_min(1e-12) if normalize else loss
+
+
+def _as_list(x):
+    if isinstance(x, torch.Tensor):
+        return [x]
+    return list(x.values()) if isinstance(x, dict) else list(x)
+
+
+def style_loss(features, target_grams, normalize: bool = False) -> torch.Tensor:
+    """Style loss: the mean over layers of ``mean((gram_matrix(F_l) - A_l)^2)``.
+
+    ``features``: one ``(B, C, H, W)`` tensor, or a list / dict of them (one per layer);
+    ``target_grams``: the matching ``(B or 1, C, C)`` Gram matrices of the style image, in the
+    same order. ``normalize=True`` divides each layer's term by ``mean(A_l^2)`` -- a constant per
+    layer, i.e. a choice of layer weights that puts every layer on the same scale. Returns a scalar.
+    """
+    feats, grams = _as_list(features), _as_list(target_grams)
+    if len(feats) != len(grams) or not feats:
+        raise ValueError(f"need one target Gram per feature map, got {len(feats)} maps and {len(grams)} Grams")
+    total = 0.0
+    for f, a in zip(feats, grams):
+        term = (gram_matrix(f) - a).pow(2).mean()
+        total = total + (term / a.pow(2).mean().clamp_min(1e-12) if normalize else term)
+    return total / len(feats)
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Adaptive instance normalisation (Huang & Belongie, 2017).
+
+    ``sigma_s * (content - mu_c) / sigma_c + mu_s`` with per-sample, per-channel mean and standard
+    deviation over the ``H W`` positions (population std, ``eps`` added to the variance).
+    ``content``: ``(B, C, H, W)``; ``style``: ``(B or 1, C, H', W')`` (sizes may differ).
+    Returns a tensor shaped like ``content``.
+    """
+    if content.dim() != 4 or style.dim() != 4 or content.shape[1] != style.shape[1]:
+        raise ValueError(f"adain expects (B, C, H, W) maps with the same C, got {tuple(content.shape)} "
+                         f"and {tuple(style.shape)}")
+    mu_c, mu_s = content.mean((2, 3), keepdim=True), style.mean((2, 3), keepdim=True)
+    sd_c = (content.var((2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    sd_s = (style.var((2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    return sd_s * (content - mu_c) / sd_c + mu_s
+
+
+# --------------------------------------------------------------------------- the feature network
+def vgg19_cache_path() -> Path:
+    """Where torch.hub keeps the VGG-19 file (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_URL.rsplit("/", 1)[-1]
+
+
+def _download_allowed(download) -> bool:
+    if download is not None:
+        return bool(download)
+    return os.environ.get("GAN_TUTORIAL_DOWNLOAD", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _imagenet_state(download) -> dict | None:
+    """The ``features.*`` weights of torchvision's VGG-19, or None when not cached and not allowed."""
+    path = vgg19_cache_path()
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    elif _download_allowed(download):
+        print(f"Downloading VGG-19 ImageNet weights (about 550 MB, once) into torch.hub's cache ...")
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)  # fail within seconds when offline instead of hanging
+        try:
+            state = torch.hub.load_state_dict_from_url(VGG19_URL, progress=True, map_location="cpu")
+        except Exception as err:  # no network, proxy, disk full...
+            print(f"  download failed ({type(err).__name__}: {err})")
+            return None
+        finally:
+            socket.setdefaulttimeout(old)
+    else:
+        return None
+    return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+
+
+class VGGFeatures(nn.Module):
+    """VGG-19 feature maps by layer name (``'relu1_1'``, ``'conv4_2'``, ... see ``VGG19_LAYERS``).
+
+    Args:
+        layers: the names returned by default; the network is cut after the deepest one.
+        weights: ``'auto'`` (ImageNet if available, else random), ``'imagenet'`` (error if not
+            available) or ``'random'``.
+        download: allow downloading the ImageNet weights (default: ``$GAN_TUTORIAL_DOWNLOAD``).
+        seed: seed of the random weights (He-normal, zero bias), so results are reproducible.
+        pool: ``'max'`` (VGG's own) or ``'avg'`` (smoother gradients, suggested by Gatys et al.).
+
+    ``forward(images, layers=None)`` takes ``(B, 3, H, W)`` images in ``[0, 1]`` and returns a dict
+    ``name -> (B, C, H', W')``. ``.source`` says which weights are in use. Parameters are frozen.
+    """
+
+    def __init__(self, layers=STYLE_LAYERS + CONTENT_LAYERS, weights: str = "auto", download=None,
+                 seed: int = 0, pool: str = "max", verbose: bool = True):
+        super().__init__()
+        self.layers = tuple(self._check(layers))
+        if weights not in ("auto", "imagenet", "random") or pool not in ("max", "avg"):
+            raise ValueError(f"weights must be 'auto', 'imagenet' or 'random' and pool 'max' or 'avg', "
+                             f"got weights={weights!r}, pool={pool!r}")
+        depth = max(VGG19_LAYERS.index(n) for n in self.layers) + 1
+        modules, in_ch = [], 3
+        for item in _VGG19_PLAN:
+            if item == "M":
+                modules.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
+            else:
+                modules += [nn.Conv2d(in_ch, item, 3, padding=1), nn.ReLU()]
+                in_ch = item
+        self.net = nn.Sequential(*modules[:depth])
+        state = None if weights == "random" else _imagenet_state(download)
+        if state is not None:
+            self.net.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < depth})
+            self.source = "ImageNet (torchvision VGG19_Weights.IMAGENET1K_V1)"
+        elif weights == "imagenet":
+            raise FileNotFoundError(
+                f"VGG-19 ImageNet weights are not in torch.hub's cache ({vgg19_cache_path().name}) and "
+                "downloading is off. Pass download=True (or set GAN_TUTORIAL_DOWNLOAD=1) with internet "
+                "access, or use weights='auto' to fall back to random weights.")
+        else:
+            self._randomize(seed)
+            self.source = f"random weights (He-normal, seed {seed})"
+            if verbose and weights == "auto":
+                print("VGG-19 ImageNet weights not found in torch.hub's cache and downloading is off:\n"
+                      f"  using RANDOM weights (seed {seed}). They still capture texture statistics, but "
+                      "results differ from the pretrained network.\n"
+                      "  For ImageNet weights pass download=True or set GAN_TUTORIAL_DOWNLOAD=1 (~550 MB).")
+        if verbose and state is not None:
+            print(f"VGG-19 features: {self.source}")
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def _check(layers) -> list[str]:
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        for name in layers:
+            if name not in VGG19_LAYERS:
+                close = difflib.get_close_matches(str(name), VGG19_LAYERS, n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"Unknown VGG-19 layer {name!r}.{hint} Valid names: {', '.join(VGG19_LAYERS)}")
+        if not layers:
+            raise ValueError("ask for at least one layer")
+        return layers
+
+    @torch.no_grad()
+    def _randomize(self, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        for m in self.net:
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(2.0 / fan_in))
+                m.bias.zero_()
+
+    def forward(self, images: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
+        wanted = self.layers if layers is None else self._check(layers)
+        last = max(VGG19_LAYERS.index(n) for n in wanted)
+        if last >= len(self.net):
+            raise ValueError(f"layer {VGG19_LAYERS[last]!r} is deeper than this extractor "
+                             f"(built up to {VGG19_LAYERS[len(self.net) - 1]!r}); rebuild it with that layer")
+        out, x = {}, (images - self.mean) / self.std
+        for i, module in enumerate(self.net[: last + 1]):
+            x = module(x)
+            if VGG19_LAYERS[i] in wanted:
+                out[VGG19_LAYERS[i]] = x
+        return out
+
+
+# --------------------------------------------------------------------------- style transfer
+def style_transfer(content: torch.Tensor | None, style: torch.Tensor, extractor: VGGFeatures,
+                   content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight: float = 1.0,
+                   style_weight: float = 10.0, steps: int = 300, init: str = "content",
+                   optimizer: str = "lbfgs", lr: float | None = None, seed: int = 0, progress: bool = True,
+                   size: tuple[int, int] | None = None):
+    """Optimise an image's pixels (Gatys et al., 2016) to minimise
+    ``content_weight * content_loss + style_weight * style_loss`` (both ``normalize=True``).
+
+    ``content``: ``(1, 3, H, W)`` in ``[0, 1]``, or ``None`` for pure texture synthesis (then give
+    ``size=(H, W)``); ``style``: ``(1, 3, H', W')``. ``init``: ``'content'`` or ``'noise'``.
+    ``optimizer``: ``'lbfgs'`` (one loss evaluation per step) or ``'adam'``. Pixels are clamped to
+    ``[0, 1]`` after every step. Returns ``(image, history)`` with history lists ``'content'``,
+    ``'style'`` and ``'total'`` (one entry per step).
+    """
+    if content is None and (init != "noise" or size is None):
+        raise ValueError("without a content image use init='noise' and give size=(H, W)")
+    if init not in ("content", "noise") or optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"init must be 'content' or 'noise', optimizer 'lbfgs' or 'adam'; got {init!r}, {optimizer!r}")
+    device = next(extractor.buffers()).device
+    content_layers = list(content_layers) if content is not None and content_weight > 0 else []
+    style_layers = list(style_layers)
+    with torch.no_grad():
+        targets_c = extractor(content.to(device), content_layers) if content_layers else {}
+        grams_s = {k: gram_matrix(v) for k, v in extractor(style.to(device), style_layers).items()}
+    shape = content.shape if content is not None else (1, 3, *size)
+    if init == "content":
+        image = content.detach().clone().to(device)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        image = (0.5 + 0.1 * torch.randn(shape, generator=gen)).clamp(0, 1).to(device)
+    image.requires_grad_(True)
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50)
+    else:
+        opt = torch.optim.Adam([image], lr=lr or 0.02)
+    history = {"content": [], "style": [], "total": []}
+
+    def closure():
+        opt.zero_grad()
+        feats = extractor(image, content_layers + style_layers)
+        c = sum((content_loss(feats[k], targets_c[k], normalize=True) for k in content_layers),
+                torch.zeros((), device=device))
+        s = style_loss([feats[k] for k in style_layers], [grams_s[k] for k in style_layers], normalize=True)
+        total = content_weight * c + style_weight * s
+        total.backward()
+        closure.last = (c.detach(), s.detach(), total.detach())
+        return total
+
+    from tqdm.auto import tqdm
+
+    for _ in tqdm(range(steps), desc="style transfer", unit="step", disable=not progress, leave=False):
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+        for key, value in zip(("content", "style", "total"), closure.last):
+            history[key].append(float(value))
+    return image.detach(), history
+
+
+# --------------------------------------------------------------------------- images
+def load_image(source, size: int | None = 256, fallback: torch.Tensor | None = None) -> torch.Tensor:
+    """Load a picture (path or http(s) URL) as a ``(1, 3, H, W)`` tensor in ``[0, 1]``.
+
+    ``size``: length of the shorter side after resizing (``None``: keep). If loading fails and a
+    ``fallback`` tensor is given, the reason is printed and the fallback returned.
+    """
+    import io
+    import urllib.request
+
+    import matplotlib.image as mpimg
+
+    try:
+        src = str(source)
+        if src.startswith(("http://", "https://")):
+            req = urllib.request.Request(src, headers={"User-Agent": "gan-tutorial"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                data = io.BytesIO(resp.read())
+            array = mpimg.imread(data, format=src.rsplit(".", 1)[-1].split("?")[0].lower())
+        else:
+            array = mpimg.imread(src)
+    except Exception as err:
+        if fallback is None:
+            raise
+        print(f"Could not load the image ({type(err).__name__}: {err}); using the built-in one instead.")
+        return fallback
+    image = torch.as_tensor(array).float()
+    if image.max() > 1.0:
+        image = image / 255.0
+    if image.dim() == 2:
+        image = image[..., None].expand(-1, -1, 3)
+    image = image[..., :3].permute(2, 0, 1)[None].contiguous()
+    return resize(image, size) if size else image
+
+
+def resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(B, 3, H, W)`` so the shorter side is ``size`` (antialiased bilinear)."""
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    out = F.interpolate(image, size=(round(h * scale), round(w * scale)), mode="bilinear",
+                        antialias=True, align_corners=False)
+    return out.clamp(0, 1)
+
+
+def sample_photo(size: int = 256) -> torch.Tensor:
+    """Grace Hopper's portrait from matplotlib's sample data, centre-cropped square, ``(1, 3, size, size)``."""
+    from matplotlib import cbook
+
+    image = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), size=size)
+    h, w = image.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[..., top:top + size, left:left + size]
+
+
+def painterly_texture(size: int = 256, seed: int = 0, stroke: int = 12) -> torch.Tensor:
+    """A swirly, brush-stroked 'painting' made procedurally, ``(1, 3, size, size)`` in ``[0, 1]``.
+
+    White noise is smeared along the streamlines of a smooth random flow (line-integral
+    convolution, ``stroke`` steps each way), then coloured with a blue-and-gold palette.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def smooth_field(cells: int) -> torch.Tensor:  # (size, size), smooth, zero mean, unit std
+        f = F.interpolate(torch.randn(1, 1, cells, cells, generator=gen), size=(size, size),
+                          mode="bicubic", align_corners=False)[0, 0]
+        return (f - f.mean()) / f.std()
+
+    angle = math.pi * smooth_field(5) + 0.8 * smooth_field(11)       # flow direction
+    noise = torch.rand(size, size, generator=gen)
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                            torch.arange(size, dtype=torch.float32), indexing="ij")
+    total = noise.clone()
+    for sign in (1.0, -1.0):                                        # follow the flow both ways
+        y, x = ys.clone(), xs.clone()
+        for _ in range(stroke):
+            iy, ix = y.round().long() % size, x.round().long() % size
+            a = angle[iy, ix]
+            y, x = y + sign * torch.sin(a), x + sign * torch.cos(a)
+            total += noise[y.round().long() % size, x.round().long() % size]
+    strokes = total / (2 * stroke + 1)
+    strokes = (strokes - strokes.mean()) / strokes.std()
+    tone = torch.sigmoid(1.5 * smooth_field(4) + 0.6 * strokes)      # where gold vs blue
+    palette = torch.tensor([[0.05, 0.10, 0.30], [0.15, 0.35, 0.70], [0.55, 0.70, 0.85], [0.95, 0.80, 0.25]])
+    pos = tone * (len(palette) - 1)
+    lo = pos.floor().long().clamp(max=len(palette) - 2)
+    t = (pos - lo)[..., None]
+    rgb = palette[lo] * (1 - t) + palette[lo + 1] * t               # (size, size, 3)
+    rgb = rgb * (1 + 0.25 * strokes[..., None])
+    return rgb.clamp(0, 1).permute(2, 0, 1)[None].contiguous()
+
+
+def to_numpy_image(image: torch.Tensor):
+    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor -> ``(H, W, 3)`` NumPy array for ``plt.imshow``."""
+    image = image.detach().float().cpu()
+    image = image[0] if image.dim() == 4 else image
+    return image.clamp(0, 1).permute(1, 2, 0).numpy()

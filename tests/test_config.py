@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from gan_tutorial import config
+
+
+@pytest.mark.parametrize("value,expected", [("1", True), ("0", False), ("true", True), ("off", False)])
+def test_fast_flag(monkeypatch, value, expected):
+    monkeypatch.setenv("GAN_TUTORIAL_FAST", value)
+    assert config.fast_mode() is expected
+
+
+def test_fast_follows_ci_unless_overridden(monkeypatch):
+    monkeypatch.delenv("GAN_TUTORIAL_FAST", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert config.fast_mode() is False
+    monkeypatch.setenv("CI", "true")
+    assert config.fast_mode() is True
+    monkeypatch.setenv("GAN_TUTORIAL_FAST", "0")
+    assert config.fast_mode() is False
+    assert config.pick("fast", "full") == "full"
+
+
+def test_bad_fast_flag(monkeypatch):
+    monkeypatch.setenv("GAN_TUTORIAL_FAST", "maybe")
+    with pytest.raises(ValueError, match="set it to 1"):
+        config.fast_mode()
+
+
+def test_device_auto_and_cpu(monkeypatch):
+    monkeypatch.delenv("GAN_TUTORIAL_DEVICE", raising=False)
+    dev = config.get_device()
+    assert dev.type in ("cpu", "cuda", "mps")
+    assert config.get_device("cpu") == torch.device("cpu")
+    assert config.get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_device_from_env(monkeypatch):
+    monkeypatch.setenv("GAN_TUTORIAL_DEVICE", "cpu")
+    assert config.get_device() == torch.device("cpu")
+
+
+def test_bad_device_names_the_fix():
+    with pytest.raises(ValueError, match="Use 'auto'"):
+        config.get_device("gpu0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_cuda_names_the_fix():
+    with pytest.raises(RuntimeError, match="not available"):
+        config.get_device("cuda")
+
+
+def test_seed_everything_repeats():
+    config.seed_everything(3)
+    a = torch.randn(3)
+    g = config.seed_everything(3)
+    assert torch.equal(a, torch.randn(3))
+    assert torch.equal(torch.randn(2, generator=g), torch.randn(2, generator=torch.Generator().manual_seed(3)))
+
+
+def test_folders_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("GAN_TUTORIAL_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("GAN_TUTORIAL_CACHE", str(tmp_path / "c"))
+    assert config.data_root() == tmp_path / "d"
+    assert config.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("GAN_TUTORIAL_DATA")
+    assert config.data_root() == tmp_path / "c" / "data"
+
+
+def test_describe_mentions_mode(monkeypatch):
+    monkeypatch.setenv("GAN_TUTORIAL_FAST", "1")
+    assert "fast mode" in config.describe(torch.device("cpu"))

@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from gan_tutorial import models
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(size, channels):
+    G = models.DCGANGenerator(16, channels, size, width=8)
+    D = models.DCGANDiscriminator(channels, size, width=8)
+    x = G(torch.randn(4, 16))
+    assert x.shape == (4, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1  # Tanh output
+    assert D(x).shape == (4,)
+
+
+def test_bad_image_size_names_the_fix():
+    with pytest.raises(ValueError, match="28, 32 or 64"):
+        models.DCGANGenerator(16, 1, 48)
+    D = models.DCGANDiscriminator(1, 28, width=8)
+    with pytest.raises(ValueError, match=r"\(B, C, 28, 28\)"):
+        D(torch.randn(2, 1, 32, 32))
+
+
+def test_dcgan_init_statistics():
+    G = models.DCGANGenerator(100, 1, 64, width=64)
+    w = G.net[0].weight
+    assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+
+
+def test_mlp_shapes_and_no_sigmoid():
+    G = models.MLPGenerator(8, (1, 28, 28), hidden=(32, 64))
+    D = models.MLPDiscriminator((1, 28, 28), hidden=(32,))
+    x = G(torch.randn(5, 8))
+    assert x.shape == (5, 1, 28, 28)
+    with torch.no_grad():
+        D.net[-1].bias.fill_(10.0)
+    assert (D(x) > 1).all()  # raw scores, not probabilities
+
+
+def test_batchnorm_eps_is_default():
+    G = models.MLPGenerator(8, 4, hidden=(16,))
+    bn = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm1d)][0]
+    assert bn.eps == 1e-5  # not the 0.8 that circulates in GAN code
+
+
+@pytest.mark.parametrize("kind", ["mlp", "dcgan"])
+def test_conditional_models_use_labels(kind):
+    if kind == "mlp":
+        G, D = models.MLPGenerator(8, (1, 28, 28), (32,), num_classes=10), models.MLPDiscriminator((1, 28, 28), (32,), num_classes=10)
+    else:
+        G, D = models.DCGANGenerator(8, 1, 28, 8, num_classes=10), models.DCGANDiscriminator(1, 28, 8, num_classes=10)
+    G.eval()
+    z = torch.randn(1, 8).repeat(10, 1)
+    y = torch.arange(10)
+    x = G(z, y)
+    assert x.shape == (10, 1, 28, 28) and D(x, y).shape == (10,)
+    assert not torch.allclose(x[0], x[1])  # same noise, different label -> different image
+    assert not torch.allclose(D(x[:1], y[:1]), D(x[:1], y[1:2]))
+    with pytest.raises(ValueError, match="call it with labels"):
+        G(z)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 9\]"):
+        G(z, y + 1)
+
+
+def test_unconditional_rejects_labels():
+    G = models.MLPGenerator(8, 4, (16,))
+    with pytest.raises(ValueError, match="unconditional"):
+        G(torch.randn(2, 8), torch.tensor([0, 1]))
+
+
+def test_rebuild_from_hparams():
+    G = models.DCGANGenerator(16, 3, 32, 8, num_classes=4)
+    H = models.rebuild("DCGANGenerator", G.hparams)
+    H.load_state_dict(G.state_dict())
+    assert H.hparams == G.hparams
+    with pytest.raises(ValueError, match="Unknown model class"):
+        models.rebuild("StyleGAN9", {})
+
+
+@pytest.mark.parametrize("name", ["mlp", "dcgan", "cgan", "wgan-gp"])
+def test_build_models(name):
+    G, D, recipe = models.build_models(name)
+    z = torch.randn(2, G.latent_dim)
+    y = torch.tensor([0, 1]) if G.num_classes else None
+    x = G(z, y) if y is not None else G(z)
+    assert (D(x, y) if y is not None else D(x)).shape == (2,)
+    assert recipe["model"] == name
+    if name == "wgan-gp":
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    with pytest.raises(ValueError, match="Choose one of"):
+        models.build_models("vae")
