@@ -138,3 +138,99 @@ def plot_samples_2d(samples: torch.Tensor, mixture=None, ax=None, title: str | N
     if title:
         ax.set_title(title)
     return ax
+
+
+# --------------------------------------------------------------------------- latent space and classes
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, num: int = 8, method: str = "slerp") -> torch.Tensor:
+    """``num`` latent vectors on the way from ``z0`` to ``z1`` (both ends included), shape ``(num, D)``.
+
+    ``method='lerp'``: the straight line ``(1 - t) z0 + t z1``. ``method='slerp'``: the great-circle
+    path ``sin((1 - t) w) / sin(w) z0 + sin(t w) / sin(w) z1`` with ``w`` the angle between the two.
+    For Gaussian noise in many dimensions slerp keeps the norm near ``sqrt(D)``, where nearly all
+    training noise lies; the midpoint of a straight line is shorter by a factor of about
+    ``1/sqrt(2)``. Nearly parallel vectors fall back to lerp.
+    """
+    z0, z1 = torch.as_tensor(z0).flatten().float(), torch.as_tensor(z1).flatten().float()
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 and z1 must have the same size, got {z0.numel()} and {z1.numel()}")
+    if num < 2:
+        raise ValueError(f"num must be at least 2 (the two ends), got {num}")
+    if method not in ("lerp", "slerp"):
+        raise ValueError(f"method must be 'lerp' or 'slerp', got {method!r}")
+    t = torch.linspace(0, 1, num, device=z0.device)[:, None]
+    if method == "slerp":
+        cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
+        omega = torch.arccos(cos.clamp(-1.0, 1.0))
+        if float(torch.sin(omega)) > 1e-4:
+            return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+    return (1 - t) * z0 + t * z1
+
+
+@torch.no_grad()
+def plot_interpolation(net_G, num_rows: int = 4, num_steps: int = 10, method: str = "slerp", seed: int = 0,
+                       ax=None, title: str | None = None):
+    """Rows of images along latent paths between random pairs of noise vectors.
+
+    Each row starts at one image (left) and ends at another (right); a smooth change in between
+    means nearby codes give similar images. Returns ``(ax, images)`` with images ``(rows*steps, C, H, W)``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    device = next(net_G.parameters()).device
+    ends = torch.randn(num_rows, 2, net_G.latent_dim, generator=g)
+    z = torch.cat([interpolate_latents(a, b, num_steps, method) for a, b in ends]).to(device)
+    was_training = net_G.training
+    net_G.eval()
+    images = net_G(z).float().cpu()
+    net_G.train(was_training)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(num_steps * 0.7, num_rows * 0.75))
+    show_grid(images, nrow=num_steps, ax=ax, title=title or f"{method} between random codes (left to right)")
+    return ax, images
+
+
+def plot_class_histogram(hist, ax=None, title: str | None = None, threshold: float = 0.03):
+    """Bar chart of the share of samples the classifier assigns to each class.
+
+    ``hist``: the dict from ``gan_tutorial.metrics.class_histogram`` (its ``fractions``) or a
+    sequence of fractions. A dashed line marks the uniform share ``1/K``; bars under ``threshold``
+    (a class the generator nearly never draws: a sign of mode collapse) are red.
+    """
+    fractions = hist["fractions"] if isinstance(hist, dict) else hist
+    fractions = [float(f) for f in torch.as_tensor(fractions).flatten()]
+    if not fractions:
+        raise ValueError("no fractions to plot")
+    k = len(fractions)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 2.6))
+    colours = ["tab:red" if f < threshold else "tab:blue" for f in fractions]
+    ax.bar(range(k), fractions, color=colours)
+    ax.axhline(1 / k, color="gray", ls="--", lw=0.8, label=f"uniform 1/{k}")
+    ax.axhline(threshold, color="tab:red", ls=":", lw=0.8, label=f"{threshold:.0%}")
+    ax.set_xticks(range(k))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("share of samples")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title or f"class histogram (smallest share {min(fractions):.1%})")
+    return ax
+
+
+def plot_by_class(images: torch.Tensor, predictions, num_classes: int = 10, per_class: int = 8, ax=None,
+                  title: str | None = None):
+    """One row per class: up to ``per_class`` of ``images`` that a classifier put in that class.
+
+    Empty places (a class with fewer samples) stay white, so a missing digit shows as a blank row.
+    Returns the axes.
+    """
+    images = images.detach().float().cpu()
+    predictions = torch.as_tensor(predictions).flatten().cpu()
+    if predictions.shape[0] != images.shape[0]:
+        raise ValueError(f"got {predictions.shape[0]} predictions for {images.shape[0]} images")
+    blank = torch.ones_like(images[:1])  # white in [-1, 1]
+    rows = []
+    for c in range(num_classes):
+        chosen = images[predictions == c][:per_class]
+        rows.append(torch.cat([chosen, blank.expand(per_class - chosen.shape[0], *images.shape[1:])]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(per_class * 0.55, num_classes * 0.55))
+    show_grid(torch.cat(rows), nrow=per_class, ax=ax, title=title or "samples sorted by predicted class")
+    return ax

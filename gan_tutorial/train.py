@@ -93,8 +93,10 @@ def _batches_from(data, conditional: bool, batch_size: int, device, generator):
         if conditional:
             raise ValueError("a sampler gives no labels; conditional models need (images, labels)")
         return _SamplerBatches(data, batch_size, device, generator)
+    if isinstance(data, torch.utils.data.DataLoader):
+        return _LoaderBatches(data, conditional, device)
     raise TypeError(f"data of type {type(data).__name__} is not supported: pass a tensor, (images, labels), "
-                    "an ImageData, or a sampler such as gan_tutorial.data.ring_2d()")
+                    "an ImageData, a torch DataLoader, or a sampler such as gan_tutorial.data.ring_2d()")
 
 
 class _SamplerBatches:
@@ -110,6 +112,39 @@ class _SamplerBatches:
 
     def load_state_dict(self, state):
         pass
+
+
+class _LoaderBatches:
+    """Batches from a DataLoader (for datasets too big to hold on the device), cycled forever.
+
+    Its ``batch_size`` wins over the config's. Resuming restarts the loader's order: the numbers of a
+    resumed run then differ from an uninterrupted one (they match exactly with tensor data).
+    """
+
+    def __init__(self, loader, conditional, device):
+        self.loader, self.conditional, self.device = loader, conditional, device
+        self.iterator, self.epoch = None, 0
+
+    def next(self):
+        if self.iterator is None:
+            self.iterator = iter(self.loader)
+        try:
+            batch = next(self.iterator)
+        except StopIteration:
+            self.epoch += 1
+            self.iterator = iter(self.loader)
+            batch = next(self.iterator)
+        if isinstance(batch, torch.Tensor):
+            batch = (batch,)
+        if self.conditional and len(batch) < 2:
+            raise ValueError("the generator is conditional, so the DataLoader must yield (images, labels)")
+        return tuple(t.to(self.device, non_blocking=True) for t in batch[: 2 if self.conditional else 1])
+
+    def state_dict(self):
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.epoch = state.get("epoch", 0)
 
 
 class Trainer:
@@ -217,8 +252,7 @@ class Trainer:
         self.loss_fn.after_discriminator_step(self.net_D)
         return loss.detach().float(), stats
 
-    def _g_step(self, labels):
-        n = self.cfg.batch_size
+    def _g_step(self, labels, n):
         self.opt_G.zero_grad(set_to_none=True)
         self.net_D.requires_grad_(False)  # no weight gradients for D during G's step
         with self._autocast():
@@ -255,7 +289,7 @@ class Trainer:
                         real = real.contiguous(memory_format=torch.channels_last)
                     labels = batch[1] if self.num_classes else None
                     loss_D, d_stats = self._d_step(real, labels)
-                loss_G, g_stats = self._g_step(labels)
+                loss_G, g_stats = self._g_step(labels, real.shape[0])
                 self.step += 1
                 stats = {"loss_D": loss_D, "loss_G": loss_G, **d_stats, **g_stats}
                 for key, v in stats.items():

@@ -40,3 +40,74 @@ def snapshot_scrubber(snapshots, draw, description: str = "step"):
     slider.observe(render, names="value")
     render()
     return w.VBox([w.HBox([slider, label]), out])
+
+
+def latent_directions(latent_dim: int, num_directions: int = 4, seed: int = 0):
+    """``num_directions`` random orthonormal directions in latent space, shape ``(num_directions, latent_dim)``."""
+    import torch
+
+    if not 1 <= num_directions <= latent_dim:
+        raise ValueError(f"num_directions must be between 1 and latent_dim={latent_dim}, got {num_directions}")
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(latent_dim, num_directions, generator=g))
+    return q.T.contiguous()
+
+
+def latent_explorer(net_G, num_directions: int = 4, num_samples: int = 8, span: float = 3.0, seed: int = 0,
+                    directions=None, nrow: int | None = None):
+    """Sliders that move ``num_samples`` latent codes along a few directions; the images follow.
+
+    Every code is moved by the same amount ``sum_i a_i d_i`` along orthonormal directions ``d_i``
+    (random unless ``directions`` is given as a ``(K, latent_dim)`` tensor), so you can see whether
+    one direction changes the same property (thickness, slant, digit) in every sample. Returns a
+    ``VBox`` that is drawn at once and never waits for input; ``box.sliders`` holds the sliders and
+    ``box.images()`` the images currently shown.
+    """
+    import torch
+
+    w = _widgets()
+    from .plotting import show_grid
+
+    if directions is None:
+        directions = latent_directions(net_G.latent_dim, num_directions, seed)
+    directions = torch.as_tensor(directions, dtype=torch.float32)
+    if directions.dim() != 2 or directions.shape[1] != net_G.latent_dim:
+        raise ValueError(f"directions must have shape (K, {net_G.latent_dim}), got {tuple(directions.shape)}")
+    base = torch.randn(num_samples, net_G.latent_dim, generator=torch.Generator().manual_seed(seed + 1))
+    device = next(net_G.parameters()).device
+    sliders = [w.FloatSlider(value=0.0, min=-span, max=span, step=span / 20, description=f"direction {i}",
+                             continuous_update=False) for i in range(directions.shape[0])]
+    reset = w.Button(description="reset")
+    out = w.Output()
+
+    @torch.no_grad()
+    def images():
+        shift = sum(s.value * d for s, d in zip(sliders, directions))
+        was_training = net_G.training
+        net_G.eval()
+        x = net_G((base + shift).to(device)).float().cpu()
+        net_G.train(was_training)
+        return x
+
+    def render(change=None):
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(min(1.0 * num_samples, 10), 1.6))
+            show_grid(images(), nrow=nrow or num_samples, ax=ax)
+            plt.show()
+
+    def on_reset(_):
+        for s in sliders:
+            s.unobserve(render, names="value")
+            s.value = 0.0
+            s.observe(render, names="value")
+        render()
+
+    for s in sliders:
+        s.observe(render, names="value")
+    reset.on_click(on_reset)
+    render()
+    rows = [w.HBox(sliders[i:i + 2]) for i in range(0, len(sliders), 2)]
+    box = w.VBox([*rows, reset, out])
+    box.sliders, box.images = sliders, images
+    return box

@@ -193,3 +193,11 @@ def test_cuda_amp_paths(amp):
     tr = train.train_gan(G, D, x, loss="wasserstein-gp", device="cuda", amp=amp, num_steps=5, k=2,
                          batch_size=32, progress=False, log_every=5)
     assert math.isfinite(tr.history["loss_D"][-1])
+
+
+def test_dataloader_data_is_cycled():
+    ds = torch.utils.data.TensorDataset(torch.randn(40, 1) + 2, torch.arange(40) % 2)
+    loader = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, drop_last=True)
+    G, D = toy_nets()
+    tr = train.train_gan(G, D, loader, num_steps=7, log_every=7, progress=False)
+    assert tr.step == 7 and tr.history["epoch"][-1] == 3  # 2 batches per pass

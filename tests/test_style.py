@@ -1,0 +1,267 @@
+"""Tests for gan_tutorial.style: Gram matrix, losses, AdaIN, the VGG feature extractor and its
+offline fallback, and a tiny style-transfer run."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_tutorial import style
+
+
+@pytest.fixture(scope="module")
+def vgg_small():
+    """Random-weight VGG-19 cut after relu3_1 (cheap), with no announcement."""
+    return style.VGGFeatures(layers=("relu1_1", "conv2_1", "relu3_1"), weights="random", verbose=False)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """An empty torch.hub cache and downloads switched off: the situation on an offline machine."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.delenv("GAN_TUTORIAL_DOWNLOAD", raising=False)
+    return tmp_path / "hub"
+
+
+# --------------------------------------------------------------------------- Gram matrix
+def test_gram_matches_explicit_loops():
+    torch.manual_seed(0)
+    f = torch.randn(2, 3, 4, 5)
+    g = style.gram_matrix(f)
+    assert g.shape == (2, 3, 3)
+    for b in range(2):
+        for i in range(3):
+            for j in range(3):
+                explicit = sum(f[b, i, y, x] * f[b, j, y, x] for y in range(4) for x in range(5)) / 20
+                assert torch.isclose(g[b, i, j], explicit, atol=1e-6)
+
+
+def test_gram_matches_einsum_and_is_symmetric_psd():
+    torch.manual_seed(1)
+    f = torch.randn(3, 8, 7, 6, dtype=torch.float64)
+    g = style.gram_matrix(f)
+    torch.testing.assert_close(g, torch.einsum("bihw,bjhw->bij", f, f) / 42)
+    torch.testing.assert_close(g, g.transpose(1, 2))
+    assert torch.linalg.eigvalsh(g).min() > -1e-10
+
+
+def test_gram_does_not_grow_with_image_size():
+    """Normalised by H W: tiling a feature map 2x2 leaves the Gram matrix unchanged."""
+    f = torch.randn(1, 4, 5, 5)
+    torch.testing.assert_close(style.gram_matrix(f.repeat(1, 1, 2, 2)), style.gram_matrix(f))
+
+
+def test_gram_rejects_wrong_rank():
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        style.gram_matrix(torch.randn(3, 4, 5))
+
+
+# --------------------------------------------------------------------------- losses
+def test_content_loss_is_mse():
+    a, b = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(style.content_loss(a, b), F.mse_loss(a, b))
+    torch.testing.assert_close(style.content_loss(a, b, normalize=True), F.mse_loss(a, b) / b.pow(2).mean())
+    assert style.content_loss(b, b) == 0
+
+
+def test_style_loss_zero_for_identical_features():
+    torch.manual_seed(2)
+    feats = [torch.randn(1, 4, 8, 8), torch.randn(1, 6, 4, 4)]
+    grams = [style.gram_matrix(f) for f in feats]
+    assert style.style_loss(feats, grams) == 0
+    assert style.style_loss(feats, grams, normalize=True) == 0
+    assert style.style_loss(feats[0] * 1.1, grams[0]) > 0
+
+
+def test_style_loss_invariant_to_spatial_shuffle():
+    """The same permutation of positions for every channel leaves the Gram matrix unchanged."""
+    torch.manual_seed(3)
+    f = torch.randn(1, 5, 6, 7)
+    perm = torch.randperm(42)
+    shuffled = f.reshape(1, 5, 42)[:, :, perm].reshape(1, 5, 6, 7)
+    assert not torch.allclose(shuffled, f)
+    assert style.style_loss(shuffled, style.gram_matrix(f)) < 1e-12
+    # ... but shuffling each channel independently breaks co-activations and is noticed
+    broken = torch.stack([c.flatten()[torch.randperm(42)] for c in f[0]]).reshape(1, 5, 6, 7)
+    assert style.style_loss(broken, style.gram_matrix(f)) > 1e-3
+
+
+def test_style_loss_value_and_normalisation():
+    torch.manual_seed(4)
+    f, t = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
+    a = style.gram_matrix(t)
+    plain = ((style.gram_matrix(f) - a) ** 2).mean()
+    torch.testing.assert_close(style.style_loss(f, a), plain)
+    torch.testing.assert_close(style.style_loss({"x": f}, {"x": a}, normalize=True), plain / a.pow(2).mean())
+    # two layers: the mean of the two terms
+    torch.testing.assert_close(style.style_loss([f, t], [a, a]), (plain + 0) / 2)
+    with pytest.raises(ValueError, match="one target Gram per feature map"):
+        style.style_loss([f, t], [a])
+
+
+def test_style_loss_gradient_matches_autograd_of_explicit_formula():
+    torch.manual_seed(5)
+    f = torch.randn(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    a = style.gram_matrix(torch.randn(1, 3, 4, 4, dtype=torch.float64))
+    (g1,) = torch.autograd.grad(style.style_loss(f, a), f)
+    explicit = ((torch.einsum("bihw,bjhw->bij", f, f) / 16 - a) ** 2).mean()
+    (g2,) = torch.autograd.grad(explicit, f)
+    torch.testing.assert_close(g1, g2)
+
+
+# --------------------------------------------------------------------------- AdaIN
+def test_adain_takes_style_statistics():
+    torch.manual_seed(6)
+    content = torch.randn(2, 4, 8, 8) * 3 + 1
+    style_maps = torch.randn(2, 4, 5, 6) * torch.tensor([0.5, 1.0, 2.0, 4.0]).view(1, 4, 1, 1) - 2
+    out = style.adain(content, style_maps)
+    assert out.shape == content.shape
+    torch.testing.assert_close(out.mean((2, 3)), style_maps.mean((2, 3)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std((2, 3), unbiased=False), style_maps.std((2, 3), unbiased=False),
+                               atol=1e-3, rtol=1e-3)
+    # the normalised content pattern is kept: per channel, out is an increasing affine map of content
+    corr = torch.corrcoef(torch.stack([out[0, 0].flatten(), content[0, 0].flatten()]))[0, 1]
+    assert corr > 0.9999
+
+
+def test_adain_rejects_channel_mismatch():
+    with pytest.raises(ValueError, match="same C"):
+        style.adain(torch.randn(1, 3, 4, 4), torch.randn(1, 4, 4, 4))
+
+
+# --------------------------------------------------------------------------- feature extractor
+def test_layer_names_follow_vgg19():
+    names = style.VGG19_LAYERS
+    assert names[:5] == ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1")
+    assert names.index("conv4_2") == 21 and names[-1] == "pool5" and len(names) == 37
+
+
+def test_extractor_returns_named_layers_with_shapes(vgg_small):
+    x = torch.rand(2, 3, 32, 48)
+    out = vgg_small(x)
+    assert list(out) == ["relu1_1", "conv2_1", "relu3_1"]
+    assert out["relu1_1"].shape == (2, 64, 32, 48)
+    assert out["conv2_1"].shape == (2, 128, 16, 24)
+    assert out["relu3_1"].shape == (2, 256, 8, 12)
+    assert (out["relu1_1"] >= 0).all() and (out["conv2_1"] < 0).any()  # conv is before its ReLU
+    assert len(vgg_small.net) == style.VGG19_LAYERS.index("relu3_1") + 1  # cut after the deepest layer
+    assert set(vgg_small(x, ["conv2_1"])) == {"conv2_1"}
+
+
+def test_extractor_matches_a_manual_forward(vgg_small):
+    x = torch.rand(1, 3, 16, 16)
+    conv = vgg_small.net[0]
+    mean = torch.tensor(style.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(style.IMAGENET_STD).view(1, 3, 1, 1)
+    expected = F.relu(F.conv2d((x - mean) / std, conv.weight, conv.bias, padding=1))
+    torch.testing.assert_close(vgg_small(x, ["relu1_1"])["relu1_1"], expected)
+
+
+def test_extractor_is_frozen_but_passes_gradients(vgg_small):
+    assert not any(p.requires_grad for p in vgg_small.parameters())
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    vgg_small(x)["relu3_1"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_bad_layer_names_raise_clear_errors(vgg_small):
+    with pytest.raises(ValueError, match=r"Unknown VGG-19 layer 'relu_1_1'.*Did you mean relu1_1"):
+        style.VGGFeatures(layers=["relu_1_1"], weights="random", verbose=False)
+    with pytest.raises(ValueError, match="Unknown VGG-19 layer 'conv6_1'"):
+        vgg_small(torch.rand(1, 3, 8, 8), ["conv6_1"])
+    with pytest.raises(ValueError, match="deeper than this extractor"):
+        vgg_small(torch.rand(1, 3, 8, 8), ["relu4_1"])
+    with pytest.raises(ValueError, match="weights must be"):
+        style.VGGFeatures(weights="pretrained", verbose=False)
+
+
+def test_random_weights_are_reproducible():
+    a = style.VGGFeatures(layers=["relu1_1"], weights="random", seed=7, verbose=False)
+    b = style.VGGFeatures(layers=["relu1_1"], weights="random", seed=7, verbose=False)
+    c = style.VGGFeatures(layers=["relu1_1"], weights="random", seed=8, verbose=False)
+    torch.testing.assert_close(a.net[0].weight, b.net[0].weight)
+    assert not torch.allclose(a.net[0].weight, c.net[0].weight)
+
+
+# --------------------------------------------------------------------------- weights: offline paths
+def test_offline_fallback_announces_random_weights(offline_hub, capsys):
+    vgg = style.VGGFeatures(layers=["relu2_1"], weights="auto")
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out and "download=True" in out
+    assert vgg.source.startswith("random")
+    assert vgg(torch.rand(1, 3, 8, 8))["relu2_1"].shape == (1, 128, 4, 4)
+
+
+def test_imagenet_weights_required_but_missing_fails_fast(offline_hub):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        style.VGGFeatures(layers=["relu1_1"], weights="imagenet", download=False)
+
+
+def test_cached_weights_are_loaded(offline_hub, capsys):
+    """A file in torch.hub's cache (here a fake one with torchvision's key layout) is used."""
+    ref = style.VGGFeatures(layers=["relu2_1"], weights="random", seed=3, verbose=False)
+    state = {f"features.{k}": v for k, v in ref.net.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored
+    path = style.vgg19_cache_path()
+    assert path.parent.parent == offline_hub
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    vgg = style.VGGFeatures(layers=["relu1_1"], weights="auto")  # cut shorter than the file
+    assert "ImageNet" in capsys.readouterr().out and vgg.source.startswith("ImageNet")
+    torch.testing.assert_close(vgg.net[0].weight, ref.net[0].weight)
+
+
+def test_failed_download_falls_back(offline_hub, monkeypatch, capsys):
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    vgg = style.VGGFeatures(layers=["relu1_1"], weights="auto", download=True)
+    out = capsys.readouterr().out
+    assert "Downloading VGG-19" in out and "download failed" in out and "RANDOM weights" in out
+    assert vgg.source.startswith("random")
+
+
+def test_download_env_var(offline_hub, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: calls.append(a) or {})
+    monkeypatch.setenv("GAN_TUTORIAL_DOWNLOAD", "1")
+    with pytest.raises(RuntimeError):  # the fake download returns no weights: load_state_dict complains
+        style.VGGFeatures(layers=["relu1_1"], weights="auto")
+    assert calls and calls[0][0] == style.VGG19_URL
+
+
+# --------------------------------------------------------------------------- style transfer and images
+def test_style_transfer_lowers_the_loss(vgg_small):
+    torch.manual_seed(0)
+    content, style_img = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24) ** 3
+    image, hist = style.style_transfer(content, style_img, vgg_small, content_layers=["conv2_1"],
+                                       style_layers=["relu1_1", "relu3_1"], steps=15, progress=False)
+    assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
+    assert set(hist) == {"content", "style", "total"} and len(hist["total"]) == 15
+    assert hist["content"][0] == 0 and hist["total"][-1] < 0.5 * hist["total"][0]
+
+
+def test_texture_synthesis_from_noise(vgg_small):
+    style_img = style.painterly_texture(32)
+    image, hist = style.style_transfer(None, style_img, vgg_small, style_layers=["relu1_1"], init="noise",
+                                       size=(20, 28), steps=10, optimizer="adam", lr=0.05, progress=False)
+    assert image.shape == (1, 3, 20, 28)
+    assert hist["style"][-1] < hist["style"][0]
+    with pytest.raises(ValueError, match="init='noise'"):
+        style.style_transfer(None, style_img, vgg_small, steps=1)
+
+
+def test_images():
+    photo = style.sample_photo(40)
+    assert photo.shape == (1, 3, 40, 40) and 0 <= photo.min() and photo.max() <= 1
+    tex = style.painterly_texture(48, seed=1)
+    assert tex.shape == (1, 3, 48, 48)
+    torch.testing.assert_close(tex, style.painterly_texture(48, seed=1))
+    assert style.to_numpy_image(tex).shape == (48, 48, 3)
+
+
+def test_load_image_fallback(capsys):
+    fallback = torch.zeros(1, 3, 4, 4)
+    assert style.load_image("no/such/file.png", fallback=fallback) is fallback
+    assert "Could not load" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError):
+        style.load_image("no/such/file.png")
