@@ -6,6 +6,8 @@
 * :func:`mode_coverage` -- for samples of a 2-D Gaussian mixture: modes covered and the share of
   high-quality samples (within ``num_sigmas`` standard deviations of a mode centre).
 * :func:`wasserstein_1d` -- exact 1-D Wasserstein-1 distance between two equal-size samples.
+* :func:`classifier_fid`, :func:`class_histogram`, :func:`label_accuracy`, :func:`evaluate_images`
+  -- image metrics measured with the small MNIST classifier of :mod:`gan_tutorial.classifier`.
 """
 from __future__ import annotations
 
@@ -74,3 +76,92 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.numel() != b.numel():
         raise ValueError(f"samples must have the same size, got {a.numel()} and {b.numel()}")
     return float((a.sort().values - b.sort().values).abs().mean())
+
+
+# --------------------------------------------------------------------------- image metrics (MNIST classifier)
+# These use :class:`gan_tutorial.classifier.MNISTClassifier`. ``classifier=None`` means
+# ``get_classifier(verbose=False)``: the cached net (trained on first use).
+
+def _classifier(classifier):
+    if classifier is not None:
+        return classifier
+    from .classifier import get_classifier
+
+    return get_classifier(verbose=False)
+
+
+def classifier_fid(fake_images: torch.Tensor, real_images: torch.Tensor, classifier=None,
+                   batch_size: int = 500) -> float:
+    """Fréchet distance between the classifier features of two image sets ("classifier FID").
+
+    Both sets are passed through ``classifier.features`` (128 numbers per image), a Gaussian is
+    fitted to each, and :func:`frechet_distance` compares them. Lower is better; 0 means the two
+    feature distributions have the same mean and covariance.
+
+    This is NOT comparable to FID numbers in papers: those use Inception-v3 features (2048-D,
+    trained on ImageNet photos); this uses a small MNIST network, so the scale is different.
+    Compare numbers only with each other, computed with the same classifier and the same number
+    of images (the estimate is biased upwards for small sets; use >= 1,000 images per set when
+    you can).
+    """
+    clf = _classifier(classifier)
+    fa = clf.extract_features(fake_images, batch_size)
+    fb = clf.extract_features(real_images, batch_size)
+    return frechet_distance_features(fa, fb)
+
+
+def class_histogram(images: torch.Tensor, classifier=None, batch_size: int = 500) -> dict:
+    """How the classifier labels a set of images: a quick mode-collapse check.
+
+    Returns a dict with
+    ``counts`` (list of 10 ints), ``fractions`` (list of 10 floats), ``kl_from_uniform``
+    (``KL(p || uniform) = sum_k p_k log(10 p_k)`` in nats: 0 when all digits are equally common,
+    ``log 10 = 2.30`` when every image gets the same digit), ``min_fraction`` (share of the
+    rarest digit; 0.1 is perfect balance), ``mean_confidence`` (average top softmax
+    probability: low values mean the classifier cannot tell what the images show) and
+    ``predictions`` (a ``long`` tensor ``(N,)``).
+    """
+    clf = _classifier(classifier)
+    logits = clf.logits(images, batch_size)
+    num_classes = logits.shape[1]
+    predictions = logits.argmax(dim=1)
+    counts = torch.bincount(predictions, minlength=num_classes)
+    p = counts.double() / counts.sum()
+    nonzero = p > 0
+    kl = float((p[nonzero] * torch.log(p[nonzero] * num_classes)).sum())
+    return {"counts": counts.tolist(), "fractions": p.tolist(), "kl_from_uniform": kl,
+            "min_fraction": float(p.min()), "mean_confidence": float(logits.softmax(dim=1).max(dim=1).values.mean()),
+            "predictions": predictions}
+
+
+def label_accuracy(images: torch.Tensor, labels, classifier=None, batch_size: int = 500) -> float:
+    """Share of images the classifier reads as the digit they were meant to show.
+
+    For a conditional generator: generate ``images = G(z, labels)`` and pass the same
+    ``labels``. Real MNIST images with their true labels score about the classifier's held-out
+    accuracy (~0.98), which is the ceiling to compare against.
+    """
+    return _classifier(classifier).accuracy(images, labels, batch_size)
+
+
+def evaluate_images(fake_images: torch.Tensor, real_images: torch.Tensor, classifier=None, labels=None,
+                    batch_size: int = 500) -> dict:
+    """All image metrics in one JSON-friendly dict (plain numbers and lists, no tensors).
+
+    Keys: ``fid`` (:func:`classifier_fid` against ``real_images``), ``kl_from_uniform``,
+    ``min_fraction``, ``mean_confidence``, ``counts``, ``fractions`` (from
+    :func:`class_histogram` of the fakes), ``num_fake``, ``num_real``; plus ``label_accuracy``
+    when ``labels`` (the digits the fakes were generated for) are given.
+    """
+    clf = _classifier(classifier)
+    hist = class_histogram(fake_images, clf, batch_size)
+    out = {"fid": classifier_fid(fake_images, real_images, clf, batch_size),
+           "kl_from_uniform": hist["kl_from_uniform"], "min_fraction": hist["min_fraction"],
+           "mean_confidence": hist["mean_confidence"], "counts": hist["counts"], "fractions": hist["fractions"],
+           "num_fake": int(fake_images.shape[0]), "num_real": int(real_images.shape[0])}
+    if labels is not None:
+        labels = torch.as_tensor(labels).reshape(-1).cpu().long()
+        if labels.shape[0] != fake_images.shape[0]:
+            raise ValueError(f"got {labels.shape[0]} labels for {fake_images.shape[0]} images")
+        out["label_accuracy"] = float((hist["predictions"] == labels).float().mean())
+    return out

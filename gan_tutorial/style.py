@@ -355,12 +355,14 @@ def sample_photo(size: int = 256) -> torch.Tensor:
     return image[..., top:top + size, left:left + size]
 
 
-def painterly_texture(size: int = 256, seed: int = 0, stroke: int = 12) -> torch.Tensor:
+def painterly_texture(size: int = 256, seed: int = 0) -> torch.Tensor:
     """A swirly, brush-stroked 'painting' made procedurally, ``(1, 3, size, size)`` in ``[0, 1]``.
 
-    White noise is smeared along the streamlines of a smooth random flow (line-integral
-    convolution, ``stroke`` steps each way), then coloured with a blue-and-gold palette.
+    Coarse noise is smeared along the streamlines of a smooth random flow (line-integral
+    convolution), then coloured with a blue-and-gold palette. Drawn at 256 px (or ``size`` if
+    larger) and resized, so the picture looks the same at every ``size``.
     """
+    out_size, size = size, max(size, 256)
     gen = torch.Generator().manual_seed(seed)
 
     def smooth_field(cells: int) -> torch.Tensor:  # (size, size), smooth, zero mean, unit std
@@ -368,28 +370,31 @@ def painterly_texture(size: int = 256, seed: int = 0, stroke: int = 12) -> torch
                           mode="bicubic", align_corners=False)[0, 0]
         return (f - f.mean()) / f.std()
 
-    angle = math.pi * smooth_field(5) + 0.8 * smooth_field(11)       # flow direction
-    noise = torch.rand(size, size, generator=gen)
+    angle = math.pi * smooth_field(4) + 0.6 * smooth_field(9)        # flow direction
+    grain = max(1, size // 96)                                      # bristle width in pixels
+    noise = F.interpolate(torch.rand(1, 1, size // grain, size // grain, generator=gen), size=(size, size),
+                          mode="nearest")[0, 0]
     ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32),
                             torch.arange(size, dtype=torch.float32), indexing="ij")
+    length = max(4, size // 16)                                     # stroke half-length in pixels
     total = noise.clone()
     for sign in (1.0, -1.0):                                        # follow the flow both ways
         y, x = ys.clone(), xs.clone()
-        for _ in range(stroke):
-            iy, ix = y.round().long() % size, x.round().long() % size
-            a = angle[iy, ix]
+        for _ in range(length):
+            a = angle[y.round().long() % size, x.round().long() % size]
             y, x = y + sign * torch.sin(a), x + sign * torch.cos(a)
             total += noise[y.round().long() % size, x.round().long() % size]
-    strokes = total / (2 * stroke + 1)
+    strokes = total / (2 * length + 1)
     strokes = (strokes - strokes.mean()) / strokes.std()
-    tone = torch.sigmoid(1.5 * smooth_field(4) + 0.6 * strokes)      # where gold vs blue
-    palette = torch.tensor([[0.05, 0.10, 0.30], [0.15, 0.35, 0.70], [0.55, 0.70, 0.85], [0.95, 0.80, 0.25]])
+    tone = torch.sigmoid(1.8 * smooth_field(5) + 0.7 * strokes)      # where gold vs blue
+    palette = torch.tensor([[0.04, 0.08, 0.28], [0.12, 0.32, 0.68], [0.55, 0.72, 0.88], [0.98, 0.82, 0.22]])
     pos = tone * (len(palette) - 1)
     lo = pos.floor().long().clamp(max=len(palette) - 2)
     t = (pos - lo)[..., None]
     rgb = palette[lo] * (1 - t) + palette[lo + 1] * t               # (size, size, 3)
-    rgb = rgb * (1 + 0.25 * strokes[..., None])
-    return rgb.clamp(0, 1).permute(2, 0, 1)[None].contiguous()
+    rgb = rgb * (1 + 0.2 * strokes[..., None])
+    image = rgb.clamp(0, 1).permute(2, 0, 1)[None].contiguous()
+    return image if out_size == size else resize(image, out_size)
 
 
 def to_numpy_image(image: torch.Tensor):

@@ -128,10 +128,10 @@ def test_plot_by_class_rows_hold_the_right_images():
     ax = plotting.plot_by_class(images, preds, num_classes=3, per_class=2)
     grid = ax.get_images()[0].get_array()
     # make_grid: 2 px padding; row c starts at y = 2 + 4 c; [-1, 1] shown as [0, 1]
-    assert float(grid[2, 2]) == pytest.approx(0.25)   # class 0: the -0.5 image
-    assert float(grid[6, 2]) == pytest.approx(1.0)    # class 1: empty, white
-    assert float(grid[10, 2]) == pytest.approx(0.0)   # class 2: first the -1 image ...
-    assert float(grid[10, 6]) == pytest.approx(0.5)   # ... then the 0 image (only two per row)
+    assert float(grid[2, 2, 0]) == pytest.approx(0.25)   # class 0: the -0.5 image
+    assert float(grid[6, 2, 0]) == pytest.approx(1.0)    # class 1: empty, white
+    assert float(grid[10, 2, 0]) == pytest.approx(0.0)   # class 2: first the -1 image ...
+    assert float(grid[10, 6, 0]) == pytest.approx(0.5)   # ... then the 0 image (only two per row)
     with pytest.raises(ValueError, match="predictions"):
         plotting.plot_by_class(images, preds[:3])
     plt.close("all")

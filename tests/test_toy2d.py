@@ -7,6 +7,15 @@ import torch.nn as nn
 from gan_tutorial import data, metrics, toy2d
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The 2-D nets are tiny: one thread is as fast and does not fight other jobs for the CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # --------------------------------------------------------------------------- smoke and shapes
 def test_toy_models_shapes_and_no_sigmoid():
     net_G, net_D = toy2d.toy_models(latent_dim=3, hidden=(16, 16), seed=0)

@@ -1,0 +1,149 @@
+"""Classifier-based image metrics: FID of classifier features, class histogram, label accuracy.
+
+Sanity checks on real MNIST (the held-out images the classifier never trained on): two disjoint
+halves of real data must score far better than noise, blurred or shifted digits; a set of one
+digit must give a one-spike histogram; real images with their true labels must be read right.
+"""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_tutorial import classifier as C
+from gan_tutorial import config, data, metrics
+
+
+@pytest.fixture(scope="session")
+def clf(tmp_path_factory):
+    """The trained classifier, once per session: the user's cache when it holds one, else trained here."""
+    try:
+        mnist = data.load_mnist(verbose=False)
+    except data.DataNotFoundError:
+        pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
+    cached = config.cache_dir() / C.CACHE_NAME
+    path = cached if cached.is_file() else tmp_path_factory.getbasetemp() / "classifier_cache" / C.CACHE_NAME
+    return C.get_classifier(device="cpu", verbose=False, data=mnist, path=path)
+
+
+@pytest.fixture(scope="module")
+def holdout(clf):
+    return C.mnist_splits(verbose=False)[1]
+
+
+def _blur(x):
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+    k = (k[:, None] * k[None]) / k.sum() ** 2                          # 5x5 binomial, sums to 1
+    return F.conv2d(F.pad(x + 1, (2, 2, 2, 2)), k[None, None]) - 1   # blur with a black border
+
+
+# --------------------------------------------------------------------------- FID
+def test_fid_real_vs_real_is_far_below_corruptions(clf, holdout):
+    a, b = holdout.images[:1000], holdout.images[1000:]
+    g = torch.Generator().manual_seed(0)
+    real = metrics.classifier_fid(a, b, clf)
+    noise = metrics.classifier_fid(torch.rand(a.shape, generator=g) * 2 - 1, b, clf)
+    blurred = metrics.classifier_fid(_blur(a), b, clf)
+    shifted = metrics.classifier_fid(torch.roll(a, 3, dims=-1), b, clf)
+    assert real >= 0
+    assert 5 * real < blurred, (real, blurred)
+    assert 5 * real < shifted, (real, shifted)
+    assert 50 * real < noise, (real, noise)
+
+
+def test_fid_grows_with_the_shift(clf, holdout):
+    a, b = holdout.images[:1000], holdout.images[1000:]
+    fids = [metrics.classifier_fid(torch.roll(a, s, dims=-1), b, clf) for s in (0, 2, 4)]
+    assert fids[0] < fids[1] < fids[2]
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_symmetric(clf, holdout):
+    a, b = holdout.images[:300], holdout.images[300:700]
+    assert metrics.classifier_fid(a, a, clf) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.classifier_fid(a, b, clf) == pytest.approx(metrics.classifier_fid(b, a, clf), rel=1e-6)
+
+
+def test_fid_does_not_depend_on_batch_size(clf, holdout):
+    a, b = holdout.images[:300], holdout.images[300:600]
+    assert metrics.classifier_fid(a, b, clf, batch_size=64) == pytest.approx(
+        metrics.classifier_fid(a, b, clf, batch_size=500), rel=1e-5)
+
+
+def test_fid_matches_scipy_on_classifier_features(clf, holdout):
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    a, b = holdout.images[:600], holdout.images[600:1200]
+    fa, fb = clf.extract_features(a).double(), clf.extract_features(b).double()
+    mu1, mu2 = fa.mean(0), fb.mean(0)
+    s1, s2 = torch.cov(fa.T), torch.cov(fb.T)
+    covmean = scipy_linalg.sqrtm((s1 @ s2).numpy()).real
+    expected = float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2)) - 2 * covmean.trace()
+    assert metrics.classifier_fid(a, b, clf) == pytest.approx(expected, rel=1e-4)
+
+
+def test_fid_accepts_32px_images(clf, holdout):
+    a, b = holdout.images[:300], holdout.images[300:600]
+    assert metrics.classifier_fid(data._resize(a, 32), b, clf) == pytest.approx(
+        metrics.classifier_fid(a, b, clf), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- histogram
+def test_histogram_of_a_single_digit(clf, holdout):
+    threes = holdout.images[holdout.labels == 3]
+    h = metrics.class_histogram(threes, clf)
+    assert sum(h["counts"]) == len(threes)
+    assert h["fractions"][3] >= 0.95
+    assert h["min_fraction"] == 0.0
+    assert h["kl_from_uniform"] > 0.9 * math.log(10)  # the maximum is log 10 (every image the same digit)
+    assert torch.equal(h["predictions"], clf.predict(threes))
+
+
+def test_histogram_of_balanced_real_data(clf, holdout):
+    h = metrics.class_histogram(holdout.images, clf)
+    assert len(h["counts"]) == 10 and sum(h["fractions"]) == pytest.approx(1.0)
+    assert h["kl_from_uniform"] < 0.02
+    assert h["min_fraction"] > 0.07
+    assert h["mean_confidence"] > 0.9
+
+
+def test_histogram_kl_formula(clf, monkeypatch):
+    # 3 images: predictions 0, 0, 1 -> p = (2/3, 1/3, 0, ...): KL = 2/3 log(20/3) + 1/3 log(10/3)
+    logits = torch.full((3, 10), -5.0)
+    logits[0, 0] = logits[1, 0] = logits[2, 1] = 5.0
+    monkeypatch.setattr(clf, "logits", lambda images, batch_size=500: logits)
+    h = metrics.class_histogram(torch.zeros(3, 1, 28, 28), clf)
+    assert h["counts"][:3] == [2, 1, 0]
+    assert h["kl_from_uniform"] == pytest.approx(2 / 3 * math.log(20 / 3) + 1 / 3 * math.log(10 / 3))
+    assert h["min_fraction"] == 0.0
+
+
+# --------------------------------------------------------------------------- label accuracy
+def test_label_accuracy_of_real_images(clf, holdout):
+    assert metrics.label_accuracy(holdout.images, holdout.labels, clf) >= 0.97
+    wrong = (holdout.labels + 1) % 10
+    assert metrics.label_accuracy(holdout.images, wrong, clf) < 0.05
+
+
+def test_label_accuracy_rejects_mismatched_labels(clf, holdout):
+    with pytest.raises(ValueError):
+        metrics.label_accuracy(holdout.images[:10], holdout.labels[:9], clf)
+
+
+# --------------------------------------------------------------------------- all together
+def test_evaluate_images_is_json_friendly_and_consistent(clf, holdout):
+    import json
+
+    a, b = holdout.images[:500], holdout.images[500:1000]
+    out = metrics.evaluate_images(a, b, clf, labels=holdout.labels[:500])
+    json.dumps(out)
+    assert out["fid"] == pytest.approx(metrics.classifier_fid(a, b, clf))
+    assert out["label_accuracy"] == pytest.approx(metrics.label_accuracy(a, holdout.labels[:500], clf))
+    assert out["num_fake"] == out["num_real"] == 500
+    assert "label_accuracy" not in metrics.evaluate_images(a, b, clf)
+    with pytest.raises(ValueError):
+        metrics.evaluate_images(a, b, clf, labels=holdout.labels[:3])
+
+
+def test_default_classifier_comes_from_the_cache(clf, holdout, monkeypatch):
+    monkeypatch.setattr(C, "get_classifier", lambda **kw: clf)
+    a = holdout.images[:200]
+    assert metrics.label_accuracy(a, holdout.labels[:200]) == metrics.label_accuracy(a, holdout.labels[:200], clf)
