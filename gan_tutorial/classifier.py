@@ -7,8 +7,8 @@ image) summarises what a digit looks like, and its predictions tell which digit 
 accuracy on top of it.
 
 :func:`get_classifier` loads the trained network from ``config.cache_dir() / "mnist_classifier.pt"``
-or, the first time, trains it (about 600 minibatches; well under a minute on a laptop CPU, seconds
-on a GPU) and caches it.
+or, the first time, trains it and caches it: 600 minibatches of 128 images, about 30 s of CPU time
+(measured: 86 s of wall time on one thread of a busy 2-core machine; 98.5% held-out accuracy).
 
 Data and honesty about it: the classifier uses ``load_mnist()``, holds out ``HOLDOUT = 2000``
 images with ``split(2000, seed=0)`` and trains on the rest. The offline copy of MNIST that the
@@ -214,7 +214,8 @@ def train_classifier(train: ImageData, holdout: ImageData, device=None, num_step
             bar.close()
     model.eval()
     model.holdout_accuracy = model.accuracy(holdout.images, holdout.labels)
-    model.trained_on = (f"{len(train)} images of {train.source}; accuracy measured on {len(holdout)} "
+    source = train.source.split(", from ")[0]  # keep machine paths out of what notebooks print
+    model.trained_on = (f"{len(train):,} images ({source}); accuracy measured on {len(holdout):,} "
                         f"held-out images (split seed {SPLIT_SEED})")
     model.train_seconds = time.perf_counter() - start
     return model

@@ -8,7 +8,7 @@ the label as a one-hot vector *concatenated* to their input. This module adds:
   ``score(x, y) = w . phi(x) + b + e_y . phi(x)``,
   with ``phi`` an MLP feature extractor and ``e_y`` a learned vector per class.
 * :func:`build_cgan` -- a matched generator/discriminator pair with either way of feeding the label.
-* :func:`generate`, :func:`class_grid_samples`, :func:`latent_walk` -- sampling with chosen labels.
+* :func:`generate`, :func:`class_grid_samples` -- sampling with chosen labels.
 * :func:`balanced_subset`, :func:`augmentation_experiment` -- does adding cGAN samples to a small
   labelled training set help a classifier? Measured on held-out real digits.
 """
@@ -136,17 +136,6 @@ def class_grid_samples(net_G, per_class: int = 8, seed: int = 0) -> tuple[torch.
     return generate(net_G, labels, noise=z.repeat(k, 1)), labels
 
 
-def latent_walk(z_a: torch.Tensor, z_b: torch.Tensor, t: float) -> torch.Tensor:
-    """Point ``t`` (in turns, 0..1) on the great circle through ``z_a`` and ``z_b``: ``z_a cos 2πt + z_b sin 2πt``.
-
-    For independent standard normal ``z_a`` and ``z_b`` every point of the circle is again standard
-    normal, so the generator never sees noise of an unusual size (a straight line would shrink it
-    in the middle). ``t = 0`` and ``t = 1`` give ``z_a``.
-    """
-    angle = 2 * math.pi * float(t)
-    return z_a * math.cos(angle) + z_b * math.sin(angle)
-
-
 # --------------------------------------------------------------------------- data augmentation
 def balanced_subset(data: ImageData, per_class: int, seed: int = 0, num_classes: int = 10) -> ImageData:
     """``per_class`` randomly chosen images of each class (seeded), shuffled together."""
@@ -218,5 +207,5 @@ def summarize(results: dict) -> dict:
     return out
 
 
-__all__ = ["ProjectionMLPDiscriminator", "build_cgan", "generate", "class_grid_samples", "latent_walk",
+__all__ = ["ProjectionMLPDiscriminator", "build_cgan", "generate", "class_grid_samples",
            "balanced_subset", "synthetic_set", "concat_data", "augmentation_experiment", "summarize"]

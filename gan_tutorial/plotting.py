@@ -234,3 +234,30 @@ def plot_by_class(images: torch.Tensor, predictions, num_classes: int = 10, per_
         _, ax = plt.subplots(figsize=(per_class * 0.55, num_classes * 0.55))
     show_grid(torch.cat(rows), nrow=per_class, ax=ax, title=title or "samples sorted by predicted class")
     return ax
+
+
+def show_class_grid(images: torch.Tensor, per_class: int, class_names=None, ax=None, title: str | None = None):
+    """Class-major samples (row ``c`` = ``per_class`` images asked for with label ``c``), each row
+    named on the left. ``images``: ``(K * per_class, C, H, W)`` in [-1, 1], e.g. from
+    ``gan_tutorial.conditional.class_grid_samples``. Returns the axes.
+    """
+    images = images.detach().float().cpu()
+    if images.dim() != 4 or per_class < 1 or images.shape[0] % per_class:
+        raise ValueError(f"expected (K * {per_class}, C, H, W) images, got {tuple(images.shape)}")
+    k, height, pad = images.shape[0] // per_class, images.shape[-2], 2
+    names = [str(c) for c in range(k)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != k:
+        raise ValueError(f"got {len(names)} class names for {k} rows")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.55 * per_class + 0.6, 0.55 * k))
+    grid = image_grid(images, nrow=per_class, padding=pad).numpy()
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([pad + r * (height + pad) + height / 2 for r in range(k)], names)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_ylabel("label asked for")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -111,3 +111,71 @@ def latent_explorer(net_G, num_directions: int = 4, num_samples: int = 8, span: 
     box = w.VBox([*rows, reset, out])
     box.sliders, box.images = sliders, images
     return box
+
+
+def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: int = 0, class_names=None):
+    """Pick the class (digit) with buttons and move the noise with a slider; a conditional generator draws.
+
+    The ``num_samples`` images share the chosen label; the slider walks each image's noise along
+    a great-circle (slerp) path from one random code to another, so you see the style change
+    while the digit stays. "new noise" draws new end points. Returns a ``VBox`` that is drawn at
+    once and never waits for input; ``box.digit``, ``box.slider`` are the controls and
+    ``box.images()`` gives the images currently shown.
+    """
+    import torch
+
+    w = _widgets()
+    from .plotting import interpolate_latents, show_grid
+
+    num_classes = getattr(net_G, "num_classes", 0)
+    if not num_classes:
+        raise ValueError(f"{type(net_G).__name__} is unconditional (num_classes=0); digit_explorer needs a "
+                         "conditional generator (build it with num_classes=10).")
+    names = [str(c) for c in range(num_classes)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != num_classes:
+        raise ValueError(f"got {len(names)} class names for {num_classes} classes")
+    device = next(net_G.parameters()).device
+    state = {"seed": seed}
+
+    def new_paths():
+        g = torch.Generator().manual_seed(state["seed"])
+        ends = torch.randn(num_samples, 2, net_G.latent_dim, generator=g)
+        # (num_positions, num_samples, latent_dim): position i of every sample's path
+        state["paths"] = torch.stack([interpolate_latents(a, b, num_positions) for a, b in ends], dim=1)
+
+    digit = w.ToggleButtons(options=[(n, c) for c, n in enumerate(names)], value=0, description="digit",
+                            style={"button_width": "34px"})
+    slider = w.IntSlider(value=0, min=0, max=num_positions - 1, description="noise", continuous_update=False)
+    again = w.Button(description="new noise")
+    out = w.Output()
+
+    @torch.no_grad()
+    def images():
+        z = state["paths"][slider.value].to(device)
+        labels = torch.full((num_samples,), digit.value, dtype=torch.long, device=device)
+        was_training = net_G.training
+        net_G.eval()
+        x = net_G(z, labels).float().cpu()
+        net_G.train(was_training)
+        return x
+
+    def render(change=None):
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(min(0.9 * num_samples, 10), 1.5))
+            show_grid(images(), nrow=num_samples, ax=ax, title=f"label {names[digit.value]}, noise position {slider.value}")
+            plt.show()
+
+    def on_again(_):
+        state["seed"] += 1
+        new_paths()
+        render()
+
+    new_paths()
+    digit.observe(render, names="value")
+    slider.observe(render, names="value")
+    again.on_click(on_again)
+    render()
+    box = w.VBox([digit, w.HBox([slider, again]), out])
+    box.digit, box.slider, box.images = digit, slider, images
+    return box

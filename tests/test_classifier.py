@@ -87,7 +87,7 @@ def test_train_classifier_learns_toy_task_and_keeps_global_rng():
     assert torch.get_num_threads() == threads
     assert not net.training
     assert net.holdout_accuracy > 0.9  # an untrained net scores ~0.1
-    assert "400 images of toy bars" in net.trained_on
+    assert "400 images (toy bars)" in net.trained_on
 
 
 def test_train_classifier_is_deterministic():

@@ -1,0 +1,402 @@
+"""Command line: ``python -m gan_tutorial {train,sample,evaluate}`` (installed as ``gan-tutorial`` too).
+
+Examples::
+
+    python -m gan_tutorial train --model dcgan --time-budget 600 --out runs
+    python -m gan_tutorial sample --checkpoint runs/dcgan.pt --num-samples 64 --out dcgan.png
+    python -m gan_tutorial evaluate --checkpoint runs/dcgan.pt --json dcgan_metrics.json
+
+Mistakes in the arguments (an unknown model, a size a model cannot take, a device this machine
+lacks, a missing or corrupt checkpoint, MNIST not on disk) print one line naming the fix and
+exit with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import config
+from .models import RECIPES
+
+DEFAULT_STEPS = (200, 10000)          # generator steps when neither --steps nor --epochs is given: (fast, full)
+EXAMPLES = """examples:
+  python -m gan_tutorial train --model dcgan --time-budget 600 --out runs
+  python -m gan_tutorial sample --checkpoint runs/dcgan.pt --num-samples 64 --out dcgan.png
+  python -m gan_tutorial evaluate --checkpoint runs/dcgan.pt --json dcgan_metrics.json
+
+environment: GAN_TUTORIAL_DATA (folder holding mnist/), GAN_TUTORIAL_CACHE (where the metric
+classifier is kept), GAN_TUTORIAL_DEVICE, GAN_TUTORIAL_FAST=1 (small default budgets)."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix; ``main`` prints it on one line and exits with status 2."""
+
+
+# --------------------------------------------------------------------------- argument types
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _digit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"must be a digit from 0 to 9, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: ...)" to options that have a meaningful default and do not mention one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "default" not in text and action.default is not None
+                and action.default is not False and action.default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Train GANs on MNIST, draw samples from them and measure them.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    device_help = "cpu, cuda, cuda:N, mps or auto (default: $GAN_TUTORIAL_DEVICE, else auto: cuda, then mps, then cpu)"
+
+    t = sub.add_parser(
+        "train", help="train a GAN on MNIST and write checkpoints",
+        description="Train a GAN on MNIST with the package's training loop. Writes DIR/<model>.pt "
+                    "(the checkpoint, rewritten every --checkpoint-every steps and at the end) and "
+                    "DIR/<model>_samples.png (samples from a fixed batch of noise). Training stops at "
+                    "--steps / --epochs or when --time-budget runs out, whichever comes first.",
+        formatter_class=_HelpFormatter)
+    t.add_argument("--model", required=True, choices=list(RECIPES),
+                   help="mlp: fully connected G and D; dcgan: convolutional; cgan: conditional MLP "
+                        "(draws a chosen digit); wgan-gp: DCGAN critic trained with the Wasserstein "
+                        "loss and gradient penalty")
+    t.add_argument("--dataset", default="mnist", choices=["mnist"], help="training images")
+    t.add_argument("--out", default="runs", metavar="DIR", help="folder for the checkpoint and sample grid")
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, metavar="N",
+                        help=f"generator steps (default: {DEFAULT_STEPS[0]} in fast mode, {DEFAULT_STEPS[1]} otherwise)")
+    budget.add_argument("--epochs", type=_positive_float, metavar="E",
+                        help="passes of the discriminator over the data, converted to generator steps "
+                             "(ceil(E * images / (batch size * k)); k = 5 critic steps for wgan-gp)")
+    t.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
+                   help="stop cleanly after this many seconds of training (the checkpoint is written)")
+    t.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="images per minibatch")
+    t.add_argument("--lr", type=_positive_float, metavar="LR",
+                   help="learning rate of both nets (default: the model's recipe: 2e-4, or 1e-4 for wgan-gp)")
+    t.add_argument("--image-size", type=_positive_int, default=28, metavar="PX",
+                   help="image side in pixels: 28, 32 or 64 for dcgan/wgan-gp; any size >= 8 for mlp/cgan")
+    t.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision on a GPU (default: float32 throughout)")
+    t.add_argument("--device", default=None, help=device_help)
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed for weights, noise and data order")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=500, metavar="N",
+                   help="steps between checkpoints")
+    t.add_argument("--log-every", type=_positive_int, default=50, metavar="N", help="steps between loss records")
+    t.add_argument("--download", action="store_true", help="download MNIST with torchvision if it is not on disk")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from DIR/<model>.pt (same model and settings) up to the new --steps")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "sample", help="draw images from a trained generator",
+        description="Draw images from a checkpoint's generator. FILE.pt gets a dict with 'samples' "
+                    "(float tensor N x C x H x W in [-1, 1]) and, for conditional models, 'labels'; "
+                    "FILE.png gets a grid of the images.",
+        formatter_class=_HelpFormatter)
+    s.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by `train`")
+    s.add_argument("--num-samples", type=_positive_int, default=64, metavar="N", help="how many images")
+    s.add_argument("--out", required=True, metavar="FILE", help="where to write: a .pt or .png file")
+    s.add_argument("--label", type=_digit, metavar="D",
+                   help="conditional models only: draw only this digit (default: 0, 1, ..., 9, 0, ...)")
+    s.add_argument("--nrow", type=_positive_int, metavar="K", help="images per row in a .png (default: about sqrt(N))")
+    s.add_argument("--device", default=None, help=device_help)
+    s.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser(
+        "evaluate", help="measure a trained generator with the MNIST classifier",
+        description="Measure a checkpoint's generator against the 2,000 held-out real MNIST images: "
+                    "classifier FID (Frechet distance of the features of a small MNIST classifier; not "
+                    "comparable to Inception FID numbers), the class histogram of the samples (KL from "
+                    "uniform, share of the rarest digit) and, for conditional models, label accuracy. "
+                    "The classifier is trained and cached on first use.",
+        formatter_class=_HelpFormatter)
+    e.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by `train`")
+    e.add_argument("--num-samples", type=_positive_int, metavar="N",
+                   help="images to generate (default: 500 in fast mode, 2000 otherwise; at least 2)")
+    e.add_argument("--json", metavar="FILE", help="also write the numbers to this JSON file")
+    e.add_argument("--device", default=None, help=device_help)
+    e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise")
+    e.add_argument("--download", action="store_true", help="download MNIST with torchvision if it is not on disk")
+    e.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+# --------------------------------------------------------------------------- shared helpers
+def _device(name):
+    try:
+        return config.get_device(name)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"{e} (--device)") from None
+
+
+def _load_mnist(image_size: int, download: bool, verbose: bool = True):
+    from .data import DataNotFoundError, load_mnist
+
+    try:
+        return load_mnist(image_size=image_size, download=download, verbose=verbose)
+    except DataNotFoundError as e:
+        first = str(e).splitlines()[0]
+        raise UserError(f"{first} Fix: pass --download (needs internet), or put the idx files in DIR/mnist/ "
+                        "and set GAN_TUTORIAL_DATA=DIR.") from None
+
+
+def _load_models(path, device):
+    from .train import load_checkpoint, models_from_checkpoint
+
+    try:
+        ckpt = load_checkpoint(path)
+    except FileNotFoundError:
+        raise UserError(f"no checkpoint at {path}. Fix: check --checkpoint, or train one with "
+                        "`python -m gan_tutorial train --model dcgan --out DIR`.") from None
+    except ValueError as e:
+        raise UserError(f"{e}".replace("\n", " ")) from None
+    try:
+        net_G, _ = models_from_checkpoint(ckpt, device=device)
+    except Exception as e:  # a checkpoint of the right format whose contents do not fit
+        raise UserError(f"{path} does not hold models this version can rebuild ({type(e).__name__}). "
+                        "Fix: train again with this version of gan_tutorial.") from None
+    return net_G, ckpt
+
+
+@torch.no_grad()
+def generate(net_G, num_samples: int, seed: int = 0, labels=None, batch_size: int = 500) -> torch.Tensor:
+    """``num_samples`` images from ``net_G`` in eval mode, as a float32 CPU tensor in [-1, 1].
+
+    The noise is drawn on the CPU from ``seed``, so the same seed gives the same images on any
+    device. Conditional generators get ``labels`` (default ``0, 1, ..., 9, 0, ...``).
+    """
+    device = next(net_G.parameters()).device
+    noise = torch.randn(num_samples, net_G.latent_dim, generator=torch.Generator().manual_seed(seed))
+    if getattr(net_G, "num_classes", 0) and labels is None:
+        labels = torch.arange(num_samples) % net_G.num_classes
+    was_training = net_G.training
+    net_G.eval()
+    out = []
+    for i in range(0, num_samples, batch_size):
+        z = noise[i : i + batch_size].to(device)
+        y = None if labels is None else torch.as_tensor(labels)[i : i + batch_size].to(device)
+        out.append((net_G(z) if y is None else net_G(z, y)).float().cpu())
+    net_G.train(was_training)
+    return torch.cat(out)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# --------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from .models import build_models
+    from .train import Trainer, TrainingDiverged
+
+    device = _device(args.device)
+    if args.image_size < 8:
+        raise UserError(f"--image-size {args.image_size} is too small; use 28, 32 or 64.")
+    config.seed_everything(args.seed)
+    try:
+        net_G, net_D, recipe = build_models(args.model, channels=1, image_size=args.image_size)
+    except ValueError as e:
+        raise UserError(f"{e} (--model {args.model} --image-size {args.image_size})") from None
+    out = Path(args.out)
+    ckpt_path = out / f"{args.model}.pt"
+    if ckpt_path.exists() and not args.resume:
+        raise UserError(f"{ckpt_path} already exists. Fix: pass --resume to continue training it, "
+                        "or choose another --out folder.")
+    if args.resume and not ckpt_path.exists():
+        raise UserError(f"--resume was given but there is no {ckpt_path} to continue. "
+                        "Fix: drop --resume, or point --out to the folder of the earlier run.")
+    _say(config.describe(device))
+    mnist = _load_mnist(args.image_size, args.download)
+    k = recipe["k"]
+    if args.steps is not None:
+        num_steps = args.steps
+    elif args.epochs is not None:
+        num_steps = max(1, math.ceil(args.epochs * len(mnist) / (args.batch_size * k)))
+    else:
+        num_steps = config.pick(*DEFAULT_STEPS)
+    if args.batch_size > len(mnist):
+        raise UserError(f"--batch-size {args.batch_size} is larger than the dataset ({len(mnist)} images).")
+    lr_G = args.lr if args.lr is not None else recipe["lr_G"]
+    lr_D = args.lr if args.lr is not None else recipe["lr_D"]
+    try:
+        trainer = Trainer(net_G, net_D, mnist, num_steps=num_steps, batch_size=args.batch_size, k=k,
+                          lr_G=lr_G, lr_D=lr_D, betas=recipe["betas"], loss=recipe["loss"], device=str(device),
+                          amp=args.amp, log_every=args.log_every, checkpoint_path=str(ckpt_path),
+                          checkpoint_every=args.checkpoint_every, time_budget=args.time_budget,
+                          seed=args.seed, progress=True)
+        if args.resume:
+            trainer.load_checkpoint(ckpt_path)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e).replace("\n", " ")) from None
+    budget = f", time budget {args.time_budget:g} s" if args.time_budget else ""
+    start_step = trainer.step
+    _say(f"Training {args.model} ({recipe['loss']} loss, k={k}, lr_G={lr_G:g}, lr_D={lr_D:g}) "
+         f"on {len(mnist):,} images of {args.image_size} px: up to {num_steps:,} generator steps{budget}.")
+    if start_step:
+        _say(f"Resuming from step {start_step:,}.")
+    started = time.perf_counter()
+    try:
+        trainer.fit()
+    except TrainingDiverged as e:
+        print(f"training stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        kept = trainer.last_good_checkpoint or "none written yet"
+        print(f"\nInterrupted at step {trainer.step}. Last checkpoint: {kept} (continue with --resume).",
+              file=sys.stderr)
+        return 130
+    seconds = time.perf_counter() - started
+    grid_path = out / f"{args.model}_samples.png"
+    from .plotting import save_grid
+
+    save_grid(trainer.sample(), grid_path)
+    last = {key: trainer.history[key][-1] for key in ("loss_D", "loss_G") if trainer.history.get(key)}
+    losses = ", ".join(f"{key} {value:.3f}" for key, value in last.items())
+    _say(f"Trained {trainer.step - start_step:,} steps (now at step {trainer.step:,}) in {seconds:.0f} s"
+         + (f"; last {losses}" if losses else "") + ".")
+    _say(f"Checkpoint: {ckpt_path}\nSamples:    {grid_path}")
+    _say(f"Next: python -m gan_tutorial evaluate --checkpoint {ckpt_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sample
+def cmd_sample(args) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".pt", ".png"):
+        raise UserError(f"--out {args.out}: use a file name ending in .pt (tensors) or .png (a grid).")
+    device = _device(args.device)
+    net_G, ckpt = _load_models(args.checkpoint, device)
+    num_classes = getattr(net_G, "num_classes", 0)
+    labels = None
+    if args.label is not None:
+        if not num_classes:
+            raise UserError(f"--label needs a conditional model, but {args.checkpoint} holds an unconditional "
+                            f"{type(net_G).__name__}. Fix: drop --label, or train with --model cgan.")
+        labels = torch.full((args.num_samples,), args.label, dtype=torch.long)
+    elif num_classes:
+        labels = torch.arange(args.num_samples) % num_classes
+    samples = generate(net_G, args.num_samples, seed=args.seed, labels=labels)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".pt":
+        payload = {"samples": samples, "step": int(ckpt["step"]), "model": type(net_G).__name__}
+        if labels is not None:
+            payload["labels"] = labels
+        torch.save(payload, out)
+    else:
+        from .plotting import save_grid
+
+        nrow = args.nrow or (10 if num_classes and args.label is None else max(1, math.ceil(math.sqrt(args.num_samples))))
+        save_grid(samples, out, nrow=nrow)
+    what = f" of digit {args.label}" if args.label is not None else (" (digits 0-9 in turn)" if num_classes else "")
+    _say(f"Wrote {args.num_samples} samples{what}, shape {tuple(samples.shape)}, from step {ckpt['step']:,} to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    from . import metrics
+    from .classifier import HOLDOUT, get_classifier, mnist_splits
+    from .data import DataNotFoundError
+
+    device = _device(args.device)
+    num_samples = args.num_samples or config.pick(500, 2000)
+    if num_samples < 2:
+        raise UserError("--num-samples must be at least 2 (a covariance needs two images).")
+    net_G, ckpt = _load_models(args.checkpoint, device)
+    probe = generate(net_G, 2, seed=args.seed)
+    if probe.dim() != 4 or probe.shape[1] != 1:
+        raise UserError(f"{args.checkpoint} makes images of shape {tuple(probe.shape[1:])}; evaluate measures "
+                        "grey-scale MNIST digits (1 channel).")
+    image_size = probe.shape[-1]
+    # the real reference at the generator's size, so both sets are resized the same way
+    _, holdout = mnist_splits(_load_mnist(image_size, args.download, verbose=False), verbose=False)
+    try:
+        clf = get_classifier(device=device)
+    except DataNotFoundError as e:  # not reached in practice: the real images above were found
+        raise UserError(str(e).splitlines()[0]) from None
+    conditional = bool(getattr(net_G, "num_classes", 0))
+    labels = torch.arange(num_samples) % net_G.num_classes if conditional else None
+    fakes = generate(net_G, num_samples, seed=args.seed, labels=labels)
+    result = metrics.evaluate_images(fakes, holdout.images, clf, labels=labels)
+    half = HOLDOUT // 2
+    reference = metrics.classifier_fid(holdout.images[:half], holdout.images[half:], clf)
+    real_confidence = metrics.class_histogram(holdout.images, clf)["mean_confidence"]
+    rarest = min(range(10), key=lambda d: result["counts"][d])
+    _say(f"Evaluated {args.checkpoint} ({type(net_G).__name__}, step {ckpt['step']:,}): {num_samples:,} samples "
+         f"vs {len(holdout):,} held-out real MNIST images, {image_size} px")
+    _say(f"  classifier FID     {result['fid']:10.2f}   lower is better; two halves of the real held-out "
+         f"images ({half:,} each) score {reference:.2f}")
+    _say(" " * 34 + "(features of a small MNIST classifier: not comparable to Inception FID)")
+    _say(f"  class KL           {result['kl_from_uniform']:10.3f}   nats from uniform: 0 = all ten digits "
+         "equally common, 2.303 = a single digit")
+    _say(f"  rarest digit share {result['min_fraction']:10.3f}   digit {rarest}; 0.100 = perfectly balanced")
+    _say(f"  mean confidence    {result['mean_confidence']:10.3f}   average top class probability (real images: "
+         f"{real_confidence:.3f})")
+    if conditional:
+        _say(f"  label accuracy     {result['label_accuracy']:10.3f}   samples read as the digit asked for "
+             f"(real images: {clf.holdout_accuracy:.3f})")
+    _say("  digit counts       " + "  ".join(f"{d}:{c}" for d, c in enumerate(result["counts"])))
+    if args.json:
+        record = {"checkpoint": str(args.checkpoint), "step": int(ckpt["step"]), "generator": type(net_G).__name__,
+                  "image_size": int(image_size), "seed": args.seed, "reference_fid_real_halves": reference,
+                  "reference_mean_confidence": real_confidence,
+                  "classifier_holdout_accuracy": clf.holdout_accuracy, **result}
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        _say(f"Wrote {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv=None, prog: str = "gan-tutorial") -> int:
+    """Run the command line; returns 0 on success. User errors print one line and exit with status 2."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+__all__ = ["main", "build_parser", "generate", "UserError"]

@@ -1,0 +1,391 @@
+"""The 2014 GAN paper's theory on a 1-D grid, Figure 1 from real training snapshots, and an explorer.
+
+Everything here works on densities sampled on a grid ``x`` (shape ``(N,)``) and integrates with
+the trapezoid rule:
+
+* :func:`optimal_discriminator` -- ``D*(x) = p_data(x) / (p_data(x) + p_g(x))`` (Proposition 1);
+* :func:`value_function` -- ``V(D, G) = ∫ p_data log D + p_g log(1 - D) dx``;
+* :func:`js_divergence` -- ``JS(p || q) = ½ KL(p || m) + ½ KL(q || m)`` with ``m = (p + q) / 2``,
+  so that ``V(D*, G) = -log 4 + 2 JS(p_data || p_g)`` (Theorem 1) can be checked numerically;
+* :func:`kde` -- a Gaussian kernel density estimate, to turn generator samples into ``p_g``;
+* :class:`Figure1Recorder` -- a training-loop callback that stores, at every snapshot, the
+  generated samples and the discriminator's curve ``D(x)`` on the grid;
+* :func:`plot_figure1` / :func:`plot_figure1_panels` -- the paper's Figure 1 drawn from those frames;
+* :class:`LinearLRDecay` -- a callback that lowers both learning rates linearly while training;
+* :class:`ToyExplorer` -- an ipywidgets explorer: scrub through the frames, change ``lr_G``,
+  ``lr_D``, ``k`` and the loss, and retrain on demand. Building it never trains or waits.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import losses
+from .train import Callback, train_gan
+
+LOG4 = math.log(4.0)
+
+
+# --------------------------------------------------------------------------- grids and densities
+def make_grid(lo: float = -2.0, hi: float = 8.0, num: int = 2001) -> torch.Tensor:
+    """Evenly spaced points ``(num,)`` in float64 on which densities are evaluated."""
+    if not hi > lo or num < 2:
+        raise ValueError(f"need hi > lo and num >= 2, got lo={lo}, hi={hi}, num={num}")
+    return torch.linspace(lo, hi, num, dtype=torch.float64)
+
+
+def density(dist, x: torch.Tensor) -> torch.Tensor:
+    """Density of ``dist`` at the grid ``x``: a ``data.Mixture`` (uses ``.pdf``) or any callable."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    p = dist.log_prob(x.float()).double().exp() if hasattr(dist, "log_prob") else torch.as_tensor(dist(x))
+    return p.double().reshape(x.shape)
+
+
+def _check_densities(*ps: torch.Tensor) -> list[torch.Tensor]:
+    out = [torch.as_tensor(p, dtype=torch.float64) for p in ps]
+    shape = out[0].shape
+    for p in out:
+        if p.shape != shape:
+            raise ValueError(f"densities must share one shape, got {[tuple(q.shape) for q in out]}")
+        if (p < 0).any() or not torch.isfinite(p).all():
+            raise ValueError("densities must be finite and non-negative")
+    return out
+
+
+def integrate(y: torch.Tensor, x: torch.Tensor) -> float:
+    """Trapezoid rule ``∫ y dx`` on the grid ``x``."""
+    return float(torch.trapezoid(torch.as_tensor(y, dtype=torch.float64), torch.as_tensor(x, dtype=torch.float64)))
+
+
+# --------------------------------------------------------------------------- the theory
+def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+    """``D*(x) = p_data(x) / (p_data(x) + p_g(x))``, the best discriminator for a fixed generator.
+
+    Where both densities are 0 nothing is ever sampled and every value of D is equally good;
+    we return 1/2 there. Shapes: any (the same for both); returns float64 of that shape.
+
+    >>> optimal_discriminator(torch.tensor([1.0, 2.0, 0.0]), torch.tensor([1.0, 0.0, 0.0]))
+    tensor([0.5000, 1.0000, 0.5000], dtype=torch.float64)
+    """
+    p_data, p_g = _check_densities(p_data, p_g)
+    total = p_data + p_g
+    return torch.where(total > 0, p_data / total.clamp_min(1e-300), torch.full_like(total, 0.5))
+
+
+def value_function(d: torch.Tensor, p_data: torch.Tensor, p_g: torch.Tensor, x: torch.Tensor) -> float:
+    """``V(D, G) = ∫ p_data(x) log D(x) + p_g(x) log(1 - D(x)) dx`` on the grid ``x``.
+
+    ``d`` holds D's outputs (probabilities) on the grid. ``0 · log 0`` counts as 0, so D may be
+    exactly 0 or 1 where the matching density vanishes.
+    """
+    p_data, p_g = _check_densities(p_data, p_g)
+    d = torch.as_tensor(d, dtype=torch.float64)
+    if d.shape != p_data.shape:
+        raise ValueError(f"d has shape {tuple(d.shape)} but the densities have {tuple(p_data.shape)}")
+    if (d < 0).any() or (d > 1).any():
+        raise ValueError("d must hold probabilities in [0, 1] (apply a sigmoid to logits first)")
+    integrand = torch.xlogy(p_data, d) + torch.xlogy(p_g, 1 - d)
+    return integrate(integrand, x)
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor, x: torch.Tensor) -> float:
+    """``KL(p || q) = ∫ p log(p / q) dx`` on the grid (``inf`` where p > 0 = q)."""
+    p, q = _check_densities(p, q)
+    if ((p > 0) & (q == 0)).any():
+        return math.inf
+    return integrate(torch.xlogy(p, p) - torch.xlogy(p, q), x)
+
+
+def js_divergence(p: torch.Tensor, q: torch.Tensor, x: torch.Tensor) -> float:
+    """Jensen-Shannon divergence ``½ KL(p || m) + ½ KL(q || m)``, ``m = (p + q) / 2``, in nats.
+
+    0 for identical densities, ``log 2`` for densities with disjoint supports.
+    """
+    p, q = _check_densities(p, q)
+    m = (p + q) / 2
+    return 0.5 * kl_divergence(p, m, x) + 0.5 * kl_divergence(q, m, x)
+
+
+def kde(samples: torch.Tensor, x: torch.Tensor, bandwidth: float | None = None) -> torch.Tensor:
+    """Gaussian kernel density estimate of 1-D ``samples`` on the grid ``x`` (float64, shape of ``x``).
+
+    ``bandwidth`` defaults to Silverman's rule ``0.9 min(std, IQR / 1.34) n^(-1/5)``.
+    """
+    s = torch.as_tensor(samples, dtype=torch.float64).flatten()
+    if s.numel() < 2:
+        raise ValueError("need at least 2 samples for a density estimate")
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if bandwidth is None:
+        q = torch.quantile(s, torch.tensor([0.25, 0.75], dtype=torch.float64))
+        spread = min(float(s.std()), float(q[1] - q[0]) / 1.34) or float(s.std()) or 1e-3
+        bandwidth = 0.9 * spread * s.numel() ** -0.2
+    if bandwidth <= 0:
+        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
+    out = torch.zeros_like(x)
+    for chunk in s.split(4096):  # (N_grid, chunk) at a time keeps memory small
+        z = (x[:, None] - chunk[None, :]) / bandwidth
+        out += torch.exp(-0.5 * z**2).sum(1)
+    return out / (s.numel() * bandwidth * math.sqrt(2 * math.pi))
+
+
+# --------------------------------------------------------------------------- discriminators on a grid
+@torch.no_grad()
+def discriminator_on_grid(net_D, x: torch.Tensor) -> torch.Tensor:
+    """``D(x) = sigmoid(net_D(x))`` on the grid, float64 on the CPU (net_D's mode is restored)."""
+    was_training = net_D.training
+    net_D.eval()
+    try:
+        device = next(net_D.parameters()).device
+        scores = net_D(torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1).to(device))
+    finally:
+        net_D.train(was_training)
+    return torch.sigmoid(scores.double().cpu()).reshape(torch.as_tensor(x).shape)
+
+
+def fit_discriminator(net_D, real_sampler, fake_sampler, num_steps: int = 1000, batch_size: int = 512,
+                      lr: float = 1e-3, seed: int = 0) -> list[float]:
+    """Train ``net_D`` alone against a FIXED generator (``fake_sampler``) with ``losses.d_loss``.
+
+    This is the inner maximisation ``max_D V(D, G)`` on its own, not the GAN training loop
+    (that is :func:`gan_tutorial.train_gan`). Samplers are ``f(n, generator=...) -> (n, 1)``,
+    e.g. ``data.gaussian_1d(4, 0.5)``. Returns the loss every step.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    device = next(net_D.parameters()).device
+    opt = torch.optim.Adam(net_D.parameters(), lr=lr, betas=(0.5, 0.999))
+    history = []
+    net_D.train()
+    for _ in range(num_steps):
+        real = real_sampler(batch_size, generator=gen).to(device)
+        fake = fake_sampler(batch_size, generator=gen).to(device)
+        loss = losses.d_loss(net_D(real), net_D(fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(loss.detach())
+    return torch.stack(history).tolist() if history else []
+
+
+# --------------------------------------------------------------------------- callbacks
+class Figure1Recorder(Callback):
+    """Records a *frame* at every snapshot of :func:`~gan_tutorial.train_gan`.
+
+    Each frame is ``{"step", "samples" (num_fixed,), "d" (len(x),)}``: the fixed-noise samples
+    and the discriminator's probability ``D(x)`` on the grid ``x``. With ``record_initial``,
+    a frame is also taken when training begins (step 0: the untrained pair).
+    Use ``num_fixed`` of ~2000 in ``train_gan`` for smooth density estimates.
+    """
+
+    def __init__(self, x: torch.Tensor, record_initial: bool = True):
+        self.x = torch.as_tensor(x, dtype=torch.float64)
+        self.record_initial = record_initial
+        self.frames: list[dict] = []
+
+    def _frame(self, trainer, step, samples):
+        return {"step": int(step), "samples": samples.detach().double().flatten().cpu(),
+                "d": discriminator_on_grid(trainer.net_D, self.x)}
+
+    def on_train_begin(self, trainer):
+        if self.record_initial and not self.frames:
+            self.frames.append(self._frame(trainer, trainer.step, trainer.sample()))
+
+    def on_snapshot(self, trainer, snapshot):
+        self.frames.append(self._frame(trainer, snapshot["step"], snapshot["samples"]))
+
+
+class LinearLRDecay(Callback):
+    """Lowers ``lr_G`` and ``lr_D`` linearly, reaching ``final_factor`` times their start values at
+    the last step. Applied each time the loop logs (every ``log_every`` steps).
+
+    With constant learning rates a GAN keeps circling its equilibrium; shrinking the steps at the
+    end lets it settle closer to it.
+    """
+
+    def __init__(self, final_factor: float = 0.05):
+        if not 0 <= final_factor <= 1:
+            raise ValueError(f"final_factor must be in [0, 1], got {final_factor}")
+        self.final_factor = final_factor
+        self.base: list | None = None
+        self._trainer = None
+
+    def on_train_begin(self, trainer):
+        if trainer is not self._trainer:  # a new run: remember its starting learning rates
+            self._trainer = trainer
+            self.base = [(g, g["lr"]) for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups]
+
+    def on_log(self, trainer, record):
+        done = min(1.0, trainer.step / trainer.cfg.num_steps)
+        factor = 1.0 - (1.0 - self.final_factor) * done
+        for group, lr in self.base:
+            group["lr"] = lr * factor
+
+
+# --------------------------------------------------------------------------- Figure 1
+DATA_STYLE = dict(color="black", ls=":", lw=2.0, label=r"$p_{data}$")
+GEN_STYLE = dict(color="tab:green", ls="-", lw=2.0, label=r"$p_g$ (KDE of samples)")
+D_STYLE = dict(color="tab:blue", ls="--", lw=2.0, label=r"$D(x)$")
+DSTAR_STYLE = dict(color="tab:blue", ls="-", lw=0.8, alpha=0.5, label=r"$D^*(x)$ for this $p_g$")
+
+
+def plot_figure1(frame: dict, x: torch.Tensor, p_data: torch.Tensor, ax=None, title: str | None = None,
+                 show_dstar: bool = True, rug: int = 150, ymax: float | None = None):
+    """One panel of Figure 1: data density (black dots), generator density (green), D(x) (blue dashes).
+
+    ``frame`` comes from :class:`Figure1Recorder`. ``show_dstar`` adds the best discriminator
+    for this frame's generator (thin line), so you see how close D is to D*. ``rug`` draws that
+    many generated samples as ticks under the curves, like the x-line at the foot of the paper's
+    figure. Densities and D share one y axis (D in [0, 1]).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    x = torch.as_tensor(x, dtype=torch.float64)
+    p_g = kde(frame["samples"], x)
+    ax.plot(x, p_data, **DATA_STYLE)
+    ax.plot(x, p_g, **GEN_STYLE)
+    if show_dstar:
+        ax.plot(x, optimal_discriminator(p_data, p_g), **DSTAR_STYLE)
+    ax.plot(x, frame["d"], **D_STYLE)
+    top = ymax or max(1.05, float(p_data.max()) * 1.1, float(p_g.max()) * 1.1)
+    if rug:
+        s = frame["samples"][:rug]
+        ax.plot(s, torch.full_like(s, -0.04 * top), "|", color="tab:green", ms=6, alpha=0.5)
+    ax.set_ylim(-0.08 * top, top)
+    ax.set_xlim(float(x[0]), float(x[-1]))
+    ax.set_xlabel("x")
+    ax.set_title(title if title is not None else f"generator step {frame['step']}")
+    return ax
+
+
+def plot_figure1_panels(frames, x, p_data, titles=None, show_dstar: bool = True, figsize=(15, 3.3)):
+    """Figure 1 (a)-(d) style: one panel per frame, with a shared legend. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    frames = list(frames)
+    fig, axes = plt.subplots(1, len(frames), figsize=figsize, sharey=True)
+    axes = [axes] if len(frames) == 1 else list(axes)
+    ymax = max(1.05, float(torch.as_tensor(p_data).max()) * 1.1,
+               *(float(kde(f["samples"], x).max()) * 1.1 for f in frames))
+    for i, (frame, ax) in enumerate(zip(frames, axes)):
+        title = titles[i] if titles else f"({'abcdefgh'[i % 8]}) step {frame['step']}"
+        plot_figure1(frame, x, p_data, ax=ax, title=title, show_dstar=show_dstar, ymax=ymax)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- the explorer
+class ToyExplorer:
+    """Scrub through the frames of a 1-D GAN run and retrain it with other settings.
+
+    Args:
+        frames: frames from :class:`Figure1Recorder` to show first (may be empty).
+        x: the grid; target: the data distribution (a ``data.Mixture``).
+        make_models: ``() -> (net_G, net_D)``, fresh models for each retrain.
+        num_steps, snapshot_every, lr_G, lr_D, k, loss: the starting values of the controls.
+        train_kwargs: any other ``train_gan`` settings (``batch_size``, ``betas``, ``num_fixed``...).
+
+    Building it draws the last frame and returns at once: training only happens when the
+    "retrain" button is clicked (or :meth:`retrain` is called). Show it with ``display(explorer)``.
+    """
+
+    def __init__(self, frames, x, target, make_models, num_steps: int = 1500, snapshot_every: int = 100,
+                 lr_G: float = 1e-3, lr_D: float = 1e-3, k: int = 1, loss: str = "non-saturating",
+                 train_kwargs: dict | None = None):
+        from .widgets import _widgets
+
+        w = _widgets()
+        self.x = torch.as_tensor(x, dtype=torch.float64)
+        self.target, self.make_models = target, make_models
+        self.p_data = density(target, self.x)
+        self.train_kwargs = dict(train_kwargs or {})
+        self.frames = list(frames)
+        self.trainer = None
+        style = {"description_width": "initial"}
+        self.slider = w.IntSlider(value=max(0, len(self.frames) - 1), min=0, max=max(0, len(self.frames) - 1),
+                                  description="snapshot", continuous_update=False)
+        self.lr_G = w.FloatLogSlider(value=lr_G, base=10, min=-5, max=-2, step=0.25, description="lr_G",
+                                     readout_format=".1e", continuous_update=False)
+        self.lr_D = w.FloatLogSlider(value=lr_D, base=10, min=-5, max=-2, step=0.25, description="lr_D",
+                                     readout_format=".1e", continuous_update=False)
+        self.k = w.IntSlider(value=k, min=1, max=10, description="k (D steps)", style=style,
+                             continuous_update=False)
+        self.loss = w.Dropdown(options=["non-saturating", "minimax"], value=loss, description="loss")
+        self.num_steps = w.IntSlider(value=num_steps, min=100, max=10000, step=100, description="G steps",
+                                     continuous_update=False)
+        self.button = w.Button(description="retrain", icon="refresh", button_style="primary")
+        self.status = w.Label(value=self._status_text())
+        self.out = w.Output()
+        self.snapshot_every = snapshot_every
+        self.slider.observe(lambda change: self.render(), names="value")
+        self.button.on_click(lambda _button: self.retrain())
+        controls = w.VBox([w.HBox([self.lr_G, self.lr_D]), w.HBox([self.k, self.loss]),
+                           w.HBox([self.num_steps, self.button])])
+        self.widget = w.VBox([controls, w.HBox([self.slider, self.status]), self.out])
+        self.render()
+
+    def _status_text(self) -> str:
+        if not self.frames:
+            return "no run yet: press retrain"
+        f = self.frames[self.slider.value]
+        s = f["samples"]
+        return f"step {f['step']}: mean {float(s.mean()):.2f}, std {float(s.std()):.2f}"
+
+    def render(self) -> None:
+        """Redraw the selected frame (no training)."""
+        import matplotlib.pyplot as plt
+
+        self.status.value = self._status_text()
+        if not self.frames:
+            return
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        plot_figure1(self.frames[self.slider.value], self.x, self.p_data, ax=ax)
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        with self.out:
+            self.out.clear_output(wait=True)
+            try:
+                from IPython.display import display
+
+                display(fig)
+            except ImportError:  # pragma: no cover
+                pass
+        plt.close(fig)
+
+    def settings(self) -> dict:
+        """The ``train_gan`` keyword arguments the controls currently describe."""
+        return dict(self.train_kwargs, num_steps=int(self.num_steps.value), k=int(self.k.value),
+                    lr_G=float(self.lr_G.value), lr_D=float(self.lr_D.value), loss=self.loss.value,
+                    snapshot_every=max(1, int(self.num_steps.value) // 30) if self.snapshot_every is None
+                    else self.snapshot_every, progress=False)
+
+    def retrain(self, **overrides):
+        """Train fresh models with the current settings (plus ``overrides``) and show the new frames."""
+        cfg = dict(self.settings(), **overrides)
+        self.button.disabled = True
+        self.status.value = f"training {cfg['num_steps']} steps ({cfg['loss']}, k={cfg['k']})..."
+        try:
+            recorder = Figure1Recorder(self.x)
+            extra = list(cfg.pop("callbacks", []))
+            net_G, net_D = self.make_models()
+            self.trainer = train_gan(net_G, net_D, self.target, callbacks=[recorder, *extra], **cfg)
+            self.frames = recorder.frames
+            self.slider.max = len(self.frames) - 1
+            self.slider.value = len(self.frames) - 1
+        finally:
+            self.button.disabled = False
+        self.render()
+        return self.trainer
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+__all__ = ["make_grid", "density", "integrate", "optimal_discriminator", "value_function", "kl_divergence",
+           "js_divergence", "kde", "discriminator_on_grid", "fit_discriminator", "Figure1Recorder",
+           "LinearLRDecay", "plot_figure1", "plot_figure1_panels", "ToyExplorer", "LOG4"]

@@ -1,0 +1,268 @@
+"""Command line: train / sample / evaluate end to end (tiny budgets), and clear errors for bad input."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gan_tutorial import config, data
+from gan_tutorial.classifier import CACHE_NAME, get_classifier
+from gan_tutorial.models import RECIPES
+from gan_tutorial.cli import generate, main
+from gan_tutorial.train import load_checkpoint, models_from_checkpoint
+
+has_cuda = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    try:
+        return data.load_mnist(verbose=False)
+    except data.DataNotFoundError:
+        pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory, mnist):
+    """A folder holding the trained classifier: the user's cache when it has one, else trained once here."""
+    cached = config.cache_dir() / CACHE_NAME
+    folder = cached.parent if cached.is_file() else tmp_path_factory.getbasetemp() / "classifier_cache"
+    get_classifier(device="cpu", verbose=False, data=mnist, path=folder / CACHE_NAME)
+    return folder
+
+
+def _train(out, *extra, model="mlp", steps="4"):
+    return main(["train", "--model", model, "--steps", steps, "--batch-size", "32", "--log-every", "2",
+                 "--out", str(out), "--device", "cpu", *extra])
+
+
+@pytest.fixture(scope="module")
+def mlp_ckpt(tmp_path_factory, mnist):
+    out = tmp_path_factory.mktemp("mlp_run")
+    assert _train(out) == 0
+    return out / "mlp.pt"
+
+
+@pytest.fixture(scope="module")
+def cgan_ckpt(tmp_path_factory, mnist):
+    out = tmp_path_factory.mktemp("cgan_run")
+    assert _train(out, model="cgan") == 0
+    return out / "cgan.pt"
+
+
+def _fails(argv, capsys, *needles):
+    """Run ``main(argv)``, expect exit status 2 and one clear line (no traceback) containing ``needles``."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# --------------------------------------------------------------------------- train
+@pytest.mark.parametrize("model,size", [("dcgan", "28"), ("dcgan", "32"), ("wgan-gp", "28")])
+def test_train_writes_checkpoint_and_grid(tmp_path, mnist, capsys, model, size):
+    # (mlp and cgan are trained by the fixtures above)
+    assert _train(tmp_path, "--image-size", size, model=model, steps="2") == 0
+    ckpt = load_checkpoint(tmp_path / f"{model}.pt")
+    assert ckpt["step"] == 2
+    recipe = RECIPES[model]
+    assert (ckpt["config"]["loss"], ckpt["config"]["k"], ckpt["config"]["lr_G"]) == (
+        recipe["loss"], recipe["k"], recipe["lr_G"])
+    assert (tmp_path / f"{model}_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    net_G, _ = models_from_checkpoint(ckpt)
+    assert generate(net_G, 3).shape == (3, 1, int(size), int(size))
+    assert f"Checkpoint: {tmp_path / (model + '.pt')}" in capsys.readouterr().out
+
+
+def test_train_output_files(mlp_ckpt):
+    assert load_checkpoint(mlp_ckpt)["step"] == 4
+    assert (mlp_ckpt.parent / "mlp_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lr_overrides_the_recipe(tmp_path, mnist):
+    assert _train(tmp_path, "--lr", "3e-4", steps="1") == 0
+    cfg = load_checkpoint(tmp_path / "mlp.pt")["config"]
+    assert cfg["lr_G"] == cfg["lr_D"] == 3e-4 and cfg["loss"] == "non-saturating"
+
+
+def test_epochs_become_steps(tmp_path, mnist):
+    argv = ["train", "--model", "mlp", "--epochs", "0.01", "--batch-size", "32", "--out", str(tmp_path), "--device", "cpu"]
+    assert main(argv) == 0
+    # 0.01 passes over the images in batches of 32, one discriminator batch per step (k = 1)
+    assert load_checkpoint(tmp_path / "mlp.pt")["step"] == math.ceil(0.01 * len(mnist) / 32)
+
+
+def test_time_budget_stops_early(tmp_path, mnist):
+    assert _train(tmp_path, "--time-budget", "0.05", steps="100000") == 0
+    assert 1 <= load_checkpoint(tmp_path / "mlp.pt")["step"] < 100000
+
+
+def test_resume_continues_exactly(tmp_path, mnist, capsys):
+    assert _train(tmp_path / "straight", steps="5") == 0
+    assert _train(tmp_path / "split", steps="3") == 0
+    assert _train(tmp_path / "split", "--resume", steps="5") == 0
+    assert "Resuming from step 3" in capsys.readouterr().out
+    a = load_checkpoint(tmp_path / "straight" / "mlp.pt")
+    b = load_checkpoint(tmp_path / "split" / "mlp.pt")
+    assert b["step"] == 5
+    for key, value in a["G"]["state"].items():
+        torch.testing.assert_close(b["G"]["state"][key], value, msg=key)
+
+
+def test_train_refuses_to_overwrite(tmp_path, mlp_ckpt, capsys):
+    _fails(["train", "--model", "mlp", "--steps", "1", "--out", str(mlp_ckpt.parent)], capsys,
+           "already exists", "--resume")
+    _fails(["train", "--model", "dcgan", "--steps", "1", "--out", str(tmp_path), "--resume"], capsys,
+           "no", "dcgan.pt")
+
+
+# --------------------------------------------------------------------------- sample
+def test_sample_pt_unconditional(tmp_path, mlp_ckpt):
+    out = tmp_path / "s.pt"
+    assert main(["sample", "--checkpoint", str(mlp_ckpt), "--num-samples", "12", "--out", str(out)]) == 0
+    payload = torch.load(out, weights_only=True)
+    x = payload["samples"]
+    assert x.shape == (12, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    assert "labels" not in payload and payload["step"] == 4
+    # same seed -> same images; different seed -> different ones
+    main(["sample", "--checkpoint", str(mlp_ckpt), "--num-samples", "12", "--out", str(tmp_path / "t.pt")])
+    main(["sample", "--checkpoint", str(mlp_ckpt), "--num-samples", "12", "--out", str(tmp_path / "u.pt"),
+          "--seed", "1"])
+    assert torch.equal(torch.load(tmp_path / "t.pt", weights_only=True)["samples"], x)
+    assert not torch.equal(torch.load(tmp_path / "u.pt", weights_only=True)["samples"], x)
+
+
+def test_sample_matches_the_generator(tmp_path, mlp_ckpt):
+    out = tmp_path / "s.pt"
+    main(["sample", "--checkpoint", str(mlp_ckpt), "--num-samples", "5", "--out", str(out), "--seed", "3"])
+    net_G, _ = models_from_checkpoint(mlp_ckpt)
+    z = torch.randn(5, net_G.latent_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = net_G(z)
+    torch.testing.assert_close(torch.load(out, weights_only=True)["samples"], expected)
+
+
+def test_sample_conditional_labels(tmp_path, cgan_ckpt):
+    out = tmp_path / "s.pt"
+    assert main(["sample", "--checkpoint", str(cgan_ckpt), "--num-samples", "6", "--out", str(out),
+                 "--label", "7"]) == 0
+    payload = torch.load(out, weights_only=True)
+    assert payload["labels"].tolist() == [7] * 6
+    main(["sample", "--checkpoint", str(cgan_ckpt), "--num-samples", "12", "--out", str(out)])
+    assert torch.load(out, weights_only=True)["labels"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
+def test_sample_png(tmp_path, cgan_ckpt):
+    out = tmp_path / "grid.png"
+    assert main(["sample", "--checkpoint", str(cgan_ckpt), "--num-samples", "20", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- evaluate
+def test_evaluate_unconditional(tmp_path, mlp_ckpt, classifier_cache, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_TUTORIAL_CACHE", str(classifier_cache))
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--checkpoint", str(mlp_ckpt), "--num-samples", "60", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "classifier FID" in text and "not comparable to Inception FID" in text
+    assert "label accuracy" not in text
+    record = json.loads(out.read_text())
+    assert sum(record["counts"]) == record["num_fake"] == 60 and record["num_real"] == 2000
+    # four steps of training: far from real digits
+    assert record["fid"] > 10 * record["reference_fid_real_halves"]
+    assert 0.9 < record["classifier_holdout_accuracy"] <= 1
+
+
+def test_evaluate_conditional_reports_label_accuracy(tmp_path, cgan_ckpt, classifier_cache, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_TUTORIAL_CACHE", str(classifier_cache))
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--checkpoint", str(cgan_ckpt), "--num-samples", "40", "--json", str(out)]) == 0
+    assert "label accuracy" in capsys.readouterr().out
+    assert 0 <= json.loads(out.read_text())["label_accuracy"] <= 1
+
+
+# --------------------------------------------------------------------------- bad input: exit 2, one clear line
+@pytest.mark.parametrize("argv,needles", [
+    (["train", "--model", "gan"], ["invalid choice", "dcgan"]),
+    (["train", "--model", "dcgan", "--image-size", "48"], ["28, 32 or 64"]),
+    (["train", "--model", "mlp", "--image-size", "4"], ["too small"]),
+    (["train", "--model", "mlp", "--device", "tpu"], ["Unknown device", "--device"]),
+    (["train", "--model", "mlp", "--steps", "0"], ["at least 1"]),
+    (["train", "--model", "mlp", "--steps", "5", "--epochs", "1"], ["not allowed with"]),
+    (["train", "--model", "mlp", "--time-budget", "-3"], ["positive"]),
+    (["sample", "--checkpoint", "x.pt", "--out", "x.pt", "--label", "12"], ["0 to 9"]),
+    (["evaluate"], ["--checkpoint"]),
+])
+def test_bad_arguments(tmp_path, capsys, argv, needles):
+    _fails(argv + ["--out", str(tmp_path)] if argv[0] == "train" else argv, capsys, *needles)
+
+
+@pytest.mark.skipif(has_cuda, reason="needs a machine without CUDA")
+def test_missing_cuda(tmp_path, capsys):
+    _fails(["train", "--model", "mlp", "--device", "cuda", "--out", str(tmp_path)], capsys,
+           "CUDA is not available")
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
+    _fails(["sample", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "s.pt")], capsys,
+           "no checkpoint", "train")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    _fails(["sample", "--checkpoint", str(bad), "--out", str(tmp_path / "s.pt")], capsys, "corrupt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    _fails(["evaluate", "--checkpoint", str(foreign)], capsys, "not a gan_tutorial checkpoint")
+
+
+def test_sample_errors(tmp_path, mlp_ckpt, capsys):
+    _fails(["sample", "--checkpoint", str(mlp_ckpt), "--out", str(tmp_path / "s.jpg")], capsys, ".pt", ".png")
+    _fails(["sample", "--checkpoint", str(mlp_ckpt), "--out", str(tmp_path / "s.pt"), "--label", "3"], capsys,
+           "conditional", "cgan")
+
+
+def test_missing_data_offline(tmp_path, mlp_ckpt, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_TUTORIAL_DATA", str(tmp_path / "empty"))
+    err = _fails(["train", "--model", "mlp", "--steps", "1", "--out", str(tmp_path / "run")], capsys,
+                 "MNIST was not found", "--download", "GAN_TUTORIAL_DATA")
+    assert len(err.strip().splitlines()) == 1
+    _fails(["evaluate", "--checkpoint", str(mlp_ckpt)], capsys, "MNIST was not found", "--download")
+
+
+# --------------------------------------------------------------------------- as a program
+def _run(*args, env_extra=None):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "gan_tutorial", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_python_dash_m_train(tmp_path, mnist):
+    proc = _run("train", "--model", "dcgan", "--steps", "2", "--batch-size", "16", "--out", str(tmp_path),
+                "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(tmp_path / "dcgan.pt")["step"] == 2
+    assert "Next: python -m gan_tutorial evaluate" in proc.stdout
+
+
+def test_python_dash_m_bad_argument():
+    proc = _run("sample", "--checkpoint", "does-not-exist.pt", "--out", "x.pt")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("python -m gan_tutorial sample: error: no checkpoint at does-not-exist.pt. "
+                                   "Fix: check --checkpoint, or train one with "
+                                   "`python -m gan_tutorial train --model dcgan --out DIR`.")
+
+
+def test_console_script_entry_point():
+    from gan_tutorial.__main__ import main as entry
+
+    assert entry is main
+    with pytest.raises(SystemExit) as info:
+        entry(["--help"])
+    assert info.value.code == 0
