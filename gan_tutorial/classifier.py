@@ -128,11 +128,12 @@ class MNISTClassifier(nn.Module):
 
 
 # --------------------------------------------------------------------------- data
-def mnist_splits(data: ImageData | None = None, verbose: bool = True) -> tuple[ImageData, ImageData]:
+def mnist_splits(data: ImageData | None = None, verbose: bool = False) -> tuple[ImageData, ImageData]:
     """``(rest, holdout)``: the split the classifier uses (``HOLDOUT`` images, seed ``SPLIT_SEED``).
 
-    ``data`` defaults to ``load_mnist()``; a missing MNIST raises ``DataNotFoundError`` (its message
-    says how to get the files).
+    ``data`` defaults to ``load_mnist(verbose=verbose)``; a missing MNIST raises
+    ``DataNotFoundError`` (its message says how to get the files). The split depends only on the
+    number of images, so ``load_mnist(image_size=64)`` gives the same images at another size.
     """
     if data is None:
         data = load_mnist(verbose=verbose)
@@ -302,9 +303,11 @@ def get_classifier(device=None, retrain: bool = False, verbose: bool = True, *, 
             if verbose:
                 print(_summary(model) + " (loaded from the cache)")
             return model
-    rest, holdout = mnist_splits(data, verbose=verbose)
+    rest, holdout = mnist_splits(data)
     if verbose:
-        print(f"Training the MNIST classifier on {len(rest):,} images (once; it is cached afterwards) ...")
+        source = rest.source.split(", from ")[0]
+        print(f"Training the MNIST classifier (once; it is cached afterwards): {len(rest):,} images to learn "
+              f"from, {len(holdout):,} held out, from the {source} ...")
     model = train_classifier(rest, holdout, device=device, num_steps=num_steps, verbose=verbose)
     try:
         _save(model, path)

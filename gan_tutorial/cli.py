@@ -324,7 +324,8 @@ def cmd_sample(args) -> int:
     else:
         from .plotting import save_grid
 
-        nrow = args.nrow or (10 if num_classes and args.label is None else max(1, math.ceil(math.sqrt(args.num_samples))))
+        square = max(1, math.ceil(math.sqrt(args.num_samples)))
+        nrow = args.nrow or (10 if num_classes and args.label is None else square)  # one row per 0..9 cycle
         save_grid(samples, out, nrow=nrow)
     what = f" of digit {args.label}" if args.label is not None else (" (digits 0-9 in turn)" if num_classes else "")
     _say(f"Wrote {args.num_samples} samples{what}, shape {tuple(samples.shape)}, from step {ckpt['step']:,} to {out}")

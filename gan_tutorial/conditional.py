@@ -9,6 +9,8 @@ the label as a one-hot vector *concatenated* to their input. This module adds:
   with ``phi`` an MLP feature extractor and ``e_y`` a learned vector per class.
 * :func:`build_cgan` -- a matched generator/discriminator pair with either way of feeding the label.
 * :func:`generate`, :func:`class_grid_samples` -- sampling with chosen labels.
+* :class:`LabelAccuracyTracker` -- a training callback that follows how often a classifier reads
+  the generated digit as the one asked for.
 * :func:`balanced_subset`, :func:`augmentation_experiment` -- does adding cGAN samples to a small
   labelled training set help a classifier? Measured on held-out real digits.
 """
@@ -20,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from .data import ImageData
+from .train import Callback
 from .models import MLPDiscriminator, MLPGenerator, _activation, _Conditional, _shape
 
 
@@ -136,6 +139,51 @@ def class_grid_samples(net_G, per_class: int = 8, seed: int = 0) -> tuple[torch.
     return generate(net_G, labels, noise=z.repeat(k, 1)), labels
 
 
+class LabelAccuracyTracker(Callback):
+    """Training callback: every ``every`` generator steps (a multiple of ``log_every``, since it
+    runs when the loop logs), the share of ``num`` generated digits
+    (fixed noise, balanced labels) that ``classifier`` reads as the digit asked for.
+
+    ``classifier`` is anything with ``.accuracy(images, labels)``, e.g.
+    ``gan_tutorial.classifier.get_classifier()``. Results are in ``.steps``, ``.seconds`` (training
+    time so far, ``trainer.elapsed``) and ``.accuracy``.
+    """
+
+    def __init__(self, classifier, every: int = 250, num: int = 500, seed: int = 0):
+        self.classifier, self.every, self.num, self.seed = classifier, every, num, seed
+        self.steps: list[int] = []
+        self.accuracy: list[float] = []
+        self.seconds: list[float] = []
+        self._z = self._labels = None
+
+    def measure(self, trainer) -> float:
+        if self._z is None:
+            k = trainer.num_classes
+            if not k:
+                raise ValueError("LabelAccuracyTracker needs a conditional generator (num_classes > 0)")
+            self._labels = torch.arange(self.num) % k
+            self._z = torch.randn(self.num, trainer.latent_dim, generator=torch.Generator().manual_seed(self.seed))
+        images = trainer.sample(noise=self._z, labels=self._labels.to(trainer.device))
+        return float(self.classifier.accuracy(images, self._labels))
+
+    def _record(self, trainer):
+        if not self.steps or self.steps[-1] != trainer.step:
+            self.steps.append(trainer.step)
+            self.seconds.append(float(trainer.elapsed))
+            self.accuracy.append(self.measure(trainer))
+
+    def on_train_begin(self, trainer):
+        if trainer.step == 0:
+            self._record(trainer)
+
+    def on_log(self, trainer, record):
+        if trainer.step % self.every == 0:
+            self._record(trainer)
+
+    def on_train_end(self, trainer):
+        self._record(trainer)
+
+
 # --------------------------------------------------------------------------- data augmentation
 def balanced_subset(data: ImageData, per_class: int, seed: int = 0, num_classes: int = 10) -> ImageData:
     """``per_class`` randomly chosen images of each class (seeded), shuffled together."""
@@ -207,5 +255,5 @@ def summarize(results: dict) -> dict:
     return out
 
 
-__all__ = ["ProjectionMLPDiscriminator", "build_cgan", "generate", "class_grid_samples",
+__all__ = ["ProjectionMLPDiscriminator", "LabelAccuracyTracker", "build_cgan", "generate", "class_grid_samples",
            "balanced_subset", "synthetic_set", "concat_data", "augmentation_experiment", "summarize"]

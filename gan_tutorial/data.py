@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -175,6 +176,18 @@ def _locate(root: Path, split: str) -> tuple[Path, Path] | None:
     return None
 
 
+def _shown(folder: Path) -> str:
+    """A folder as people should read it: relative to $GAN_TUTORIAL_DATA or ~, not a machine path."""
+    env = os.environ.get("GAN_TUTORIAL_DATA")
+    for base, name in ((env, "$GAN_TUTORIAL_DATA"), (str(Path.home()), "~")):
+        if base:
+            try:
+                return str(Path(name) / Path(folder).resolve().relative_to(Path(base).expanduser().resolve()))
+            except ValueError:
+                pass
+    return Path(folder).name + "/"
+
+
 def _how_to_get(root: Path) -> str:
     return (
         f"MNIST was not found under {root} (looked in {root / 'mnist'} and {root / 'MNIST' / 'raw'}).\n"
@@ -226,7 +239,7 @@ def load_mnist(root: str | Path | None = None, split: str = "auto", *, download:
         images, labels = images[:limit], labels[:limit]
     x = images.float().div(127.5).sub(1.0)[:, None]  # (N, 1, 28, 28) in [-1, 1]
     x = _resize(x, image_size)
-    source = f"MNIST {used} split, {len(labels)} images, from {img_path.parent}"
+    source = f"MNIST {used} split, {len(labels)} images, from {_shown(img_path.parent)}"
     if verbose:
         note = " (the training split is not there, so the test split is used for training)" if (
             split == "auto" and used == "test") else ""

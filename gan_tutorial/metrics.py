@@ -28,7 +28,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
                          f"sigma {tuple(s1.shape)}/{tuple(s2.shape)}")
     r1 = _sqrt_psd(s1)
     cross = _sqrt_psd(r1 @ s2 @ r1)
-    return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * torch.trace(cross))
+    value = float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * torch.trace(cross))
+    return max(value, 0.0)  # rounding can give -1e-6 for identical sets
 
 
 def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -136,7 +136,7 @@ def _imagenet_state(download) -> dict | None:
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
     elif _download_allowed(download):
-        print(f"Downloading VGG-19 ImageNet weights (about 550 MB, once) into torch.hub's cache ...")
+        print("Downloading VGG-19 ImageNet weights (about 550 MB, once) into torch.hub's cache ...")
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(20)  # fail within seconds when offline instead of hanging
         try:
@@ -242,49 +242,41 @@ class VGGFeatures(nn.Module):
 
 
 # --------------------------------------------------------------------------- style transfer
-def style_transfer(content: torch.Tensor | None, style: torch.Tensor, extractor: VGGFeatures,
-                   content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight: float = 1.0,
-                   style_weight: float = 10.0, steps: int = 300, init: str = "content",
-                   optimizer: str = "lbfgs", lr: float | None = None, seed: int = 0, progress: bool = True,
-                   size: tuple[int, int] | None = None):
-    """Optimise an image's pixels (Gatys et al., 2016) to minimise
-    ``content_weight * content_loss + style_weight * style_loss`` (both ``normalize=True``).
+def optimize_image(image: torch.Tensor, extractor: VGGFeatures, content_targets: dict | None = None,
+                   style_grams: dict | None = None, content_weight: float = 1.0, style_weight: float = 1.0,
+                   steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None, progress: bool = True,
+                   desc: str = "optimising pixels"):
+    """Optimise the pixels of (a copy of) ``image`` so its features match the targets.
 
-    ``content``: ``(1, 3, H, W)`` in ``[0, 1]``, or ``None`` for pure texture synthesis (then give
-    ``size=(H, W)``); ``style``: ``(1, 3, H', W')``. ``init``: ``'content'`` or ``'noise'``.
-    ``optimizer``: ``'lbfgs'`` (one loss evaluation per step) or ``'adam'``. Pixels are clamped to
-    ``[0, 1]`` after every step. Returns ``(image, history)`` with history lists ``'content'``,
-    ``'style'`` and ``'total'`` (one entry per step).
+    Minimises ``content_weight * C + style_weight * S`` where ``C`` is the mean over the layers of
+    ``content_targets`` (``name -> (1, C, H, W)`` features) of ``content_loss(..., normalize=True)``
+    and ``S = style_loss(..., normalize=True)`` over the layers of ``style_grams`` (``name -> (1, C, C)``).
+    ``image``: ``(1, 3, H, W)`` in ``[0, 1]``, clamped to that range after every step.
+    ``optimizer``: ``'lbfgs'`` (one loss evaluation per step, no line search) or ``'adam'``.
+    Returns ``(image, history)``; history has lists ``'content'``, ``'style'``, ``'total'``.
     """
-    if content is None and (init != "noise" or size is None):
-        raise ValueError("without a content image use init='noise' and give size=(H, W)")
-    if init not in ("content", "noise") or optimizer not in ("lbfgs", "adam"):
-        raise ValueError(f"init must be 'content' or 'noise', optimizer 'lbfgs' or 'adam'; got {init!r}, {optimizer!r}")
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    content_targets, style_grams = dict(content_targets or {}), dict(style_grams or {})
+    if not content_targets and not style_grams:
+        raise ValueError("give content_targets and/or style_grams")
     device = next(extractor.buffers()).device
-    content_layers = list(content_layers) if content is not None and content_weight > 0 else []
-    style_layers = list(style_layers)
-    with torch.no_grad():
-        targets_c = extractor(content.to(device), content_layers) if content_layers else {}
-        grams_s = {k: gram_matrix(v) for k, v in extractor(style.to(device), style_layers).items()}
-    shape = content.shape if content is not None else (1, 3, *size)
-    if init == "content":
-        image = content.detach().clone().to(device)
-    else:
-        gen = torch.Generator().manual_seed(seed)
-        image = (0.5 + 0.1 * torch.randn(shape, generator=gen)).clamp(0, 1).to(device)
-    image.requires_grad_(True)
+    layers = list(dict.fromkeys([*content_targets, *style_grams]))
+    image = image.detach().clone().to(device).requires_grad_(True)
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50)
     else:
         opt = torch.optim.Adam([image], lr=lr or 0.02)
+    zero = torch.zeros((), device=device)
     history = {"content": [], "style": [], "total": []}
 
     def closure():
         opt.zero_grad()
-        feats = extractor(image, content_layers + style_layers)
-        c = sum((content_loss(feats[k], targets_c[k], normalize=True) for k in content_layers),
-                torch.zeros((), device=device))
-        s = style_loss([feats[k] for k in style_layers], [grams_s[k] for k in style_layers], normalize=True)
+        feats = extractor(image, layers)
+        c = sum((content_loss(feats[k], t, normalize=True) for k, t in content_targets.items()), zero)
+        c = c / max(1, len(content_targets))
+        s = style_loss([feats[k] for k in style_grams], list(style_grams.values()), normalize=True) \
+            if style_grams else zero
         total = content_weight * c + style_weight * s
         total.backward()
         closure.last = (c.detach(), s.detach(), total.detach())
@@ -292,13 +284,45 @@ def style_transfer(content: torch.Tensor | None, style: torch.Tensor, extractor:
 
     from tqdm.auto import tqdm
 
-    for _ in tqdm(range(steps), desc="style transfer", unit="step", disable=not progress, leave=False):
+    for _ in tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False):
         opt.step(closure)
         with torch.no_grad():
             image.clamp_(0, 1)
         for key, value in zip(("content", "style", "total"), closure.last):
             history[key].append(float(value))
     return image.detach(), history
+
+
+def noise_image(size: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """Grey image with a little Gaussian noise, ``(1, 3, H, W)``: a neutral starting point."""
+    gen = torch.Generator().manual_seed(seed)
+    return (0.5 + 0.1 * torch.randn((1, 3, *size), generator=gen)).clamp(0, 1)
+
+
+def style_transfer(content: torch.Tensor | None, style: torch.Tensor, extractor: VGGFeatures,
+                   content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight: float = 1.0,
+                   style_weight: float = 10.0, steps: int = 200, init: str = "content",
+                   size: tuple[int, int] | None = None, seed: int = 0, **kwargs):
+    """Style transfer by optimising an image (Gatys et al., 2016); see :func:`optimize_image`.
+
+    ``content``: ``(1, 3, H, W)`` in ``[0, 1]``, or ``None`` for texture synthesis (give ``size``);
+    ``style``: ``(1, 3, H', W')``. Targets: ``content``'s features at ``content_layers`` and
+    ``style``'s Gram matrices at ``style_layers``. ``init``: ``'content'`` (start from the photo,
+    converges faster) or ``'noise'``. Other keyword arguments go to :func:`optimize_image`.
+    Returns ``(image, history)``.
+    """
+    if init not in ("content", "noise"):
+        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
+    if content is None and (init != "noise" or size is None):
+        raise ValueError("without a content image use init='noise' and give size=(H, W)")
+    device = next(extractor.buffers()).device
+    use_content = content is not None and content_weight > 0 and len(content_layers) > 0
+    with torch.no_grad():
+        targets = extractor(content.to(device), content_layers) if use_content else {}
+        grams = {k: gram_matrix(v) for k, v in extractor(style.to(device), style_layers).items()}
+    start = content if init == "content" else noise_image(size or tuple(content.shape[-2:]), seed)
+    kwargs.setdefault("desc", "style transfer")
+    return optimize_image(start, extractor, targets, grams, content_weight, style_weight, steps, **kwargs)
 
 
 # --------------------------------------------------------------------------- images
@@ -327,7 +351,7 @@ def load_image(source, size: int | None = 256, fallback: torch.Tensor | None = N
             raise
         print(f"Could not load the image ({type(err).__name__}: {err}); using the built-in one instead.")
         return fallback
-    image = torch.as_tensor(array).float()
+    image = torch.tensor(array).float()  # a copy: imread may return a read-only array
     if image.max() > 1.0:
         image = image / 255.0
     if image.dim() == 2:
@@ -402,3 +426,17 @@ def to_numpy_image(image: torch.Tensor):
     image = image.detach().float().cpu()
     image = image[0] if image.dim() == 4 else image
     return image.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def show_images(images, titles=None, size: float = 3.0):
+    """Show ``(1, 3, H, W)`` images in ``[0, 1]`` side by side; returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles or [None] * len(images)):
+        ax.imshow(to_numpy_image(image))
+        ax.set_axis_off()
+        if title:
+            ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

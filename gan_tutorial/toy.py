@@ -38,8 +38,15 @@ def make_grid(lo: float = -2.0, hi: float = 8.0, num: int = 2001) -> torch.Tenso
 def density(dist, x: torch.Tensor) -> torch.Tensor:
     """Density of ``dist`` at the grid ``x``: a ``data.Mixture`` (uses ``.pdf``) or any callable."""
     x = torch.as_tensor(x, dtype=torch.float64)
-    p = dist.log_prob(x.float()).double().exp() if hasattr(dist, "log_prob") else torch.as_tensor(dist(x))
-    return p.double().reshape(x.shape)
+    if all(hasattr(dist, a) for a in ("means", "stds", "weights")):  # a data.Mixture: exact, in float64
+        if dist.dim != 1:
+            raise ValueError(f"density() is for 1-D distributions, got dim={dist.dim}")
+        m, sd, w = dist.means.double()[:, 0], dist.stds.double(), dist.weights.double()
+        z = (x.reshape(-1, 1) - m) / sd                                   # (N, K)
+        p = (w * torch.exp(-0.5 * z**2) / (sd * math.sqrt(2 * math.pi))).sum(1)
+    else:
+        p = torch.as_tensor(dist(x), dtype=torch.float64)
+    return p.reshape(x.shape)
 
 
 def _check_densities(*ps: torch.Tensor) -> list[torch.Tensor]:

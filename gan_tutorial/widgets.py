@@ -179,3 +179,52 @@ def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: i
     box = w.VBox([digit, w.HBox([slider, again]), out])
     box.digit, box.slider, box.images = digit, slider, images
     return box
+
+
+def precomputed_explorer(results: dict, options: dict, draw, run=None, run_label: str = "run this setting"):
+    """Pick among results computed in advance: one selection slider per option, nothing is computed.
+
+    Args:
+        results: ``{(value_1, value_2, ...): result}``, keys ordered like ``options``.
+        options: ``{name: [values...]}``; one ``SelectionSlider`` each.
+        draw: ``draw(result, ax, key)`` paints one result (``result`` is ``None`` if not computed).
+        run: optional ``run(key) -> result``; adds a button that computes the current setting when
+            clicked (and only then), stores it in ``results`` and redraws.
+
+    Returns a ``VBox`` drawn at once; ``box.selectors`` holds the sliders and ``box.key()`` the
+    current setting. Safe in headless runs: it never waits for input.
+    """
+    w = _widgets()
+    names = list(options)
+    selectors = [w.SelectionSlider(options=list(options[n]), value=list(options[n])[0], description=n,
+                                   continuous_update=False) for n in names]
+    out, status = w.Output(), w.Label()
+
+    def key():
+        return tuple(s.value for s in selectors)
+
+    def render(change=None):
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(3.5, 3.5))
+            draw(results.get(key()), ax, key())
+            plt.show()
+
+    for s in selectors:
+        s.observe(render, names="value")
+    rows = list(selectors)
+    if run is not None:
+        button = w.Button(description=run_label)
+
+        def on_click(_):
+            status.value = "running..."
+            results[key()] = run(key())
+            status.value = "done"
+            render()
+
+        button.on_click(on_click)
+        rows.append(w.HBox([button, status]))
+    render()
+    box = w.VBox([*rows, out])
+    box.selectors, box.key = selectors, key
+    return box

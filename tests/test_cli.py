@@ -93,7 +93,8 @@ def test_lr_overrides_the_recipe(tmp_path, mnist):
 
 
 def test_epochs_become_steps(tmp_path, mnist):
-    argv = ["train", "--model", "mlp", "--epochs", "0.01", "--batch-size", "32", "--out", str(tmp_path), "--device", "cpu"]
+    argv = ["train", "--model", "mlp", "--epochs", "0.01", "--batch-size", "32", "--out", str(tmp_path),
+            "--device", "cpu"]
     assert main(argv) == 0
     # 0.01 passes over the images in batches of 32, one discriminator batch per step (k = 1)
     assert load_checkpoint(tmp_path / "mlp.pt")["step"] == math.ceil(0.01 * len(mnist) / 32)

@@ -237,7 +237,8 @@ def test_style_transfer_lowers_the_loss(vgg_small):
                                        style_layers=["relu1_1", "relu3_1"], steps=15, progress=False)
     assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
     assert set(hist) == {"content", "style", "total"} and len(hist["total"]) == 15
-    assert hist["content"][0] == 0 and hist["total"][-1] < 0.5 * hist["total"][0]
+    assert hist["content"][0] == 0  # the first step is taken at the content image itself
+    assert hist["style"][-1] < 0.8 * hist["style"][0] and hist["total"][-1] < 0.8 * hist["total"][0]
 
 
 def test_texture_synthesis_from_noise(vgg_small):
@@ -265,3 +266,35 @@ def test_load_image_fallback(capsys):
     assert "Could not load" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError):
         style.load_image("no/such/file.png")
+
+
+def test_optimize_image_inverts_features(vgg_small):
+    """Matching one layer's features from noise moves the image towards the source picture."""
+    target_img = style.sample_photo(24)
+    targets = {"relu1_1": vgg_small(target_img, ["relu1_1"])["relu1_1"]}
+    start = style.noise_image((24, 24))
+    image, hist = style.optimize_image(start, vgg_small, content_targets=targets, steps=20, progress=False)
+    assert hist["total"][-1] < 0.2 * hist["total"][0]
+    assert F.mse_loss(image, target_img) < 0.5 * F.mse_loss(start, target_img)
+    with pytest.raises(ValueError, match="content_targets and/or style_grams"):
+        style.optimize_image(start, vgg_small, steps=1)
+    with pytest.raises(ValueError, match="optimizer"):
+        style.optimize_image(start, vgg_small, targets, optimizer="sgd")
+
+
+def test_show_images_and_explorer():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gan_tutorial.widgets import precomputed_explorer
+
+    fig = style.show_images([torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)], ["a", "b"])
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "b"
+    results, drawn = {(1, "x"): "one"}, []
+    box = precomputed_explorer(results, {"weight": [1, 10], "layers": ["x"]},
+                               lambda res, ax, key: drawn.append((res, key)), run=lambda key: f"ran {key}")
+    assert drawn[-1] == ("one", (1, "x"))
+    box.selectors[0].value = 10  # not precomputed: drawn as None, nothing is run
+    assert drawn[-1] == (None, (10, "x")) and box.key() == (10, "x")
+    box.children[-2].children[0].click()  # the run button
+    assert results[(10, "x")] == "ran (10, 'x')" and drawn[-1][0] == "ran (10, 'x')"

@@ -1,0 +1,243 @@
+"""Tests for gan_tutorial.toy: the 1-D theory (D*, V, JS), the recorder callback and the explorer."""
+import math
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest
+import torch
+
+from gan_tutorial import data, models, toy, train_gan
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return toy.make_grid(-6.0, 12.0, 6001)
+
+
+def gauss(x, mean, std):
+    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+
+def small_models(seed=0):
+    torch.manual_seed(seed)
+    return (models.MLPGenerator(2, 1, (16,), activation="leaky_relu", batchnorm=False, out_activation=None),
+            models.MLPDiscriminator(1, (16,)))
+
+
+# --------------------------------------------------------------------------- smoke and bad input
+def test_make_grid_and_density(grid):
+    assert grid.shape == (6001,) and grid.dtype == torch.float64
+    p = toy.density(data.gaussian_1d(4.0, 0.5), grid)
+    torch.testing.assert_close(p, gauss(grid, 4.0, 0.5))
+    mix = toy.density(data.mixture_1d((-2.0, 2.0), 0.5, weights=(1.0, 3.0)), grid)
+    torch.testing.assert_close(mix, 0.25 * gauss(grid, -2, 0.5) + 0.75 * gauss(grid, 2, 0.5))
+    assert toy.integrate(mix, grid) == pytest.approx(1.0, abs=1e-9)
+    torch.testing.assert_close(toy.density(lambda t: gauss(t, 0, 1), grid), gauss(grid, 0, 1))
+
+
+def test_bad_input_raises(grid):
+    p = gauss(grid, 0, 1)
+    with pytest.raises(ValueError):
+        toy.make_grid(1.0, 0.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        toy.optimal_discriminator(-p, p)
+    with pytest.raises(ValueError, match="shape"):
+        toy.optimal_discriminator(p, p[:-1])
+    with pytest.raises(ValueError, match="probabilities"):
+        toy.value_function(torch.full_like(p, 1.5), p, p, grid)
+    with pytest.raises(ValueError):
+        toy.kde(torch.tensor([1.0]), grid)
+    with pytest.raises(ValueError):
+        toy.LinearLRDecay(final_factor=2.0)
+
+
+# --------------------------------------------------------------------------- the optimal discriminator
+def test_optimal_discriminator_analytic_cases():
+    p = torch.tensor([0.3, 1.0, 2.0, 0.0, 0.0])
+    q = torch.tensor([0.3, 0.0, 6.0, 4.0, 0.0])
+    d = toy.optimal_discriminator(p, q)
+    # equal densities -> 1/2; only data -> 1; 2 vs 6 -> 1/4; only generator -> 0; neither -> 1/2
+    torch.testing.assert_close(d, torch.tensor([0.5, 1.0, 0.25, 0.0, 0.5], dtype=torch.float64))
+
+
+def test_optimal_discriminator_two_gaussians_is_logistic_in_x(grid):
+    # equal stds: log D*/(1 - D*) = log p_data - log p_g is linear in x, zero halfway between the means
+    p_data, p_g = gauss(grid, 4.0, 1.0), gauss(grid, 2.0, 1.0)
+    d = toy.optimal_discriminator(p_data, p_g)
+    expected = torch.sigmoid(grid * (4.0 - 2.0) - (16.0 - 4.0) / 2)
+    torch.testing.assert_close(d, expected)
+    assert d[torch.argmin((grid - 3.0).abs())] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_optimal_discriminator_maximises_value(grid):
+    p_data, p_g = gauss(grid, 4.0, 0.5), gauss(grid, 2.5, 1.0)
+    d_star = toy.optimal_discriminator(p_data, p_g)
+    best = toy.value_function(d_star, p_data, p_g, grid)
+    for eps in (0.05, -0.05):
+        worse = toy.value_function((d_star + eps).clamp(1e-6, 1 - 1e-6), p_data, p_g, grid)
+        assert worse < best
+    # a discriminator that always says 1/2 scores exactly -log 4
+    assert toy.value_function(torch.full_like(grid, 0.5), p_data, p_g, grid) == pytest.approx(-math.log(4), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- JS divergence and V(D*, G)
+def test_js_identical_is_zero_and_disjoint_is_log2():
+    x = toy.make_grid(0.0, 4.0, 4001)
+    p = ((x >= 0.5) & (x <= 1.5)).double()
+    q = ((x >= 2.5) & (x <= 3.5)).double()
+    p, q = p / toy.integrate(p, x), q / toy.integrate(q, x)
+    assert toy.js_divergence(p, p, x) == pytest.approx(0.0, abs=1e-12)
+    assert toy.js_divergence(p, q, x) == pytest.approx(math.log(2), abs=1e-9)
+    assert toy.kl_divergence(p, q, x) == math.inf
+
+
+def test_js_half_overlapping_uniforms():
+    # U[0, 2] vs U[1, 3]: each KL(. || m) is (1/2) log 2, so JS = (1/2) log 2
+    x = toy.make_grid(-1.0, 4.0, 50001)
+    p = ((x >= 0) & (x <= 2)).double() / 2
+    q = ((x >= 1) & (x <= 3)).double() / 2
+    assert toy.js_divergence(p, q, x) == pytest.approx(0.5 * math.log(2), abs=2e-4)
+
+
+def test_js_matches_monte_carlo(grid):
+    torch.manual_seed(0)
+    a, b = torch.distributions.Normal(4.0, 0.5), torch.distributions.Normal(2.5, 1.0)
+
+    def half(dist, n=400_000):  # E_p[log (2 p / (p + q))] with samples from p
+        s = dist.sample((n,)).double()
+        lp, lq = a.log_prob(s).double(), b.log_prob(s).double()
+        own = lp if dist is a else lq
+        return float((math.log(2) + own - torch.logaddexp(lp, lq)).mean())
+
+    mc = 0.5 * half(a) + 0.5 * half(b)
+    numeric = toy.js_divergence(gauss(grid, 4.0, 0.5), gauss(grid, 2.5, 1.0), grid)
+    assert numeric == pytest.approx(mc, abs=3e-3)
+
+
+@pytest.mark.parametrize("mean_g,std_g", [(4.0, 0.5), (2.5, 1.0), (0.0, 0.3), (3.8, 0.6)])
+def test_value_at_optimal_d_is_minus_log4_plus_2js(grid, mean_g, std_g):
+    p_data, p_g = gauss(grid, 4.0, 0.5), gauss(grid, mean_g, std_g)
+    d_star = toy.optimal_discriminator(p_data, p_g)
+    v = toy.value_function(d_star, p_data, p_g, grid)
+    assert v == pytest.approx(-math.log(4) + 2 * toy.js_divergence(p_data, p_g, grid), abs=1e-8)
+    assert -math.log(4) - 1e-8 <= v <= 0.0
+
+
+def test_kde_integrates_to_one_and_recovers_a_gaussian(grid):
+    s = data.gaussian_1d(4.0, 0.5).sample(20_000, generator=torch.Generator().manual_seed(0))
+    est = toy.kde(s, grid)
+    assert est.shape == grid.shape
+    assert toy.integrate(est, grid) == pytest.approx(1.0, abs=1e-6)
+    assert toy.js_divergence(est, gauss(grid, 4.0, 0.5), grid) < 1e-3
+    # an explicit bandwidth is a plain Gaussian kernel around each sample
+    one = toy.kde(torch.tensor([1.0, 1.0]), grid, bandwidth=0.3)
+    torch.testing.assert_close(one, gauss(grid, 1.0, 0.3))
+
+
+# --------------------------------------------------------------------------- D on a grid, fitting D alone
+def test_discriminator_on_grid_is_sigmoid_of_scores_and_keeps_mode(grid):
+    _, net_D = small_models()
+    net_D.train()
+    d = toy.discriminator_on_grid(net_D, grid[:50])
+    torch.testing.assert_close(d, torch.sigmoid(net_D(grid[:50, None].float()).double()).detach())
+    assert net_D.training
+
+
+def test_fit_discriminator_approaches_optimal_d():
+    x = toy.make_grid(-2.0, 8.0, 1001)
+    real, fake = data.gaussian_1d(4.0, 0.5), data.gaussian_1d(2.0, 0.5)
+    torch.manual_seed(0)
+    net_D = models.MLPDiscriminator(1, (32, 32))
+    p_data, p_g = toy.density(real, x), toy.density(fake, x)
+    d_star = toy.optimal_discriminator(p_data, p_g)
+    weight = (p_data + p_g) / 2
+    gap_before = toy.integrate(weight * (toy.discriminator_on_grid(net_D, x) - d_star).abs(), x)
+    history = toy.fit_discriminator(net_D, real, fake, num_steps=300, batch_size=256, lr=3e-3)
+    gap_after = toy.integrate(weight * (toy.discriminator_on_grid(net_D, x) - d_star).abs(), x)
+    assert len(history) == 300 and history[-1] < history[0]
+    assert gap_after < 0.05 < gap_before
+
+
+# --------------------------------------------------------------------------- callbacks
+def test_recorder_records_initial_and_every_snapshot(grid):
+    x = grid[::20]
+    recorder = toy.Figure1Recorder(x)
+    net_G, net_D = small_models()
+    trainer = train_gan(net_G, net_D, data.gaussian_1d(4.0, 0.5), num_steps=20, snapshot_every=10, batch_size=32,
+                        num_fixed=100, callbacks=[recorder], progress=False, device="cpu")
+    assert [f["step"] for f in recorder.frames] == [0, 10, 20]
+    for frame in recorder.frames:
+        assert frame["samples"].shape == (100,)
+        assert frame["d"].shape == x.shape
+        assert ((frame["d"] > 0) & (frame["d"] < 1)).all()
+    # the last frame holds the trainer's final snapshot and the final D on the grid
+    torch.testing.assert_close(recorder.frames[-1]["samples"], trainer.snapshots[-1]["samples"].double().flatten())
+    torch.testing.assert_close(recorder.frames[-1]["d"], toy.discriminator_on_grid(trainer.net_D, x))
+    # the initial frame is the untrained generator, which differs from the trained one
+    assert not torch.allclose(recorder.frames[0]["samples"], recorder.frames[-1]["samples"])
+
+
+def test_linear_lr_decay_reaches_final_factor():
+    decay = toy.LinearLRDecay(final_factor=0.1)
+    net_G, net_D = small_models()
+    trainer = train_gan(net_G, net_D, data.gaussian_1d(), num_steps=40, log_every=10, batch_size=16,
+                        lr_G=1e-3, lr_D=2e-3, callbacks=[decay], progress=False, device="cpu")
+    assert trainer.opt_G.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert trainer.opt_D.param_groups[0]["lr"] == pytest.approx(2e-4)
+    # reused on a new run, it starts from that run's learning rates
+    trainer2 = train_gan(*small_models(1), data.gaussian_1d(), num_steps=20, log_every=10, batch_size=16,
+                         lr_G=5e-4, lr_D=5e-4, callbacks=[decay], progress=False, device="cpu")
+    assert trainer2.opt_G.param_groups[0]["lr"] == pytest.approx(5e-5)
+
+
+# --------------------------------------------------------------------------- figures and the explorer
+def test_plot_figure1_panels_draw_every_curve(grid):
+    import matplotlib.pyplot as plt
+
+    x = grid[::10]
+    frame = {"step": 3, "samples": torch.randn(300).double() + 4, "d": torch.full_like(x, 0.5)}
+    fig = toy.plot_figure1_panels([frame, frame], x, toy.density(data.gaussian_1d(4, 0.5), x))
+    assert len(fig.axes) == 2
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert {r"$p_{data}$", r"$D(x)$", r"$D^*(x)$ for this $p_g$"} <= set(labels)
+    assert fig.axes[1].get_title().startswith("(b) step 3")
+    plt.close(fig)
+
+
+def test_explorer_builds_without_training_then_retrains_on_demand(grid):
+    import ipywidgets
+
+    x = grid[::20]
+    recorder = toy.Figure1Recorder(x)
+    train_gan(*small_models(), data.gaussian_1d(4.0, 0.5), num_steps=10, snapshot_every=5, batch_size=16,
+              num_fixed=50, callbacks=[recorder], progress=False, device="cpu")
+    calls = []
+
+    def make_models():
+        calls.append(1)
+        return small_models(2)
+
+    start = time.perf_counter()
+    explorer = toy.ToyExplorer(recorder.frames, x, data.gaussian_1d(4.0, 0.5), make_models, num_steps=200,
+                               snapshot_every=50, train_kwargs=dict(batch_size=16, num_fixed=50, device="cpu"))
+    assert time.perf_counter() - start < 5.0
+    assert isinstance(explorer.widget, ipywidgets.VBox)
+    assert calls == []  # building it trained nothing
+    assert explorer.slider.max == 2 and explorer.slider.value == 2
+    explorer.slider.value = 0
+    assert explorer.status.value.startswith("step 0")
+    explorer.lr_G.value, explorer.k.value, explorer.loss.value = 1e-4, 2, "minimax"
+    settings = explorer.settings()
+    assert settings["k"] == 2 and settings["loss"] == "minimax" and settings["lr_G"] == pytest.approx(1e-4)
+    trainer = explorer.retrain(num_steps=100)
+    assert calls == [1]
+    assert trainer.cfg.k == 2 and trainer.loss_fn.name == "minimax" and trainer.step == 100
+    assert [f["step"] for f in explorer.frames] == [0, 50, 100]
+    assert explorer.slider.max == 2 and not explorer.button.disabled
+
+
+def test_explorer_with_no_frames_waits_for_a_click(grid):
+    explorer = toy.ToyExplorer([], grid[::50], data.gaussian_1d(), lambda: small_models())
+    assert explorer.frames == [] and "retrain" in explorer.status.value
