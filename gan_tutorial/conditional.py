@@ -218,16 +218,20 @@ def concat_data(*sets: ImageData) -> ImageData:
 
 
 def augmentation_experiment(real: ImageData, holdout: ImageData, net_G, num_fake: int = 2000,
-                            seeds=(0, 1, 2), num_steps: int = 300, synthetic_only: bool = True,
-                            device=None, verbose: bool = False) -> dict:
+                            seeds=(0, 1, 2), num_steps: int = 300, real_share: float = 0.5,
+                            synthetic_only: bool = True, device=None, verbose: bool = False) -> dict:
     """Train the same small classifier on ``real``, on ``real`` + cGAN samples and (optionally) on
     cGAN samples alone; measure each on ``holdout``. Returns ``{setting: [accuracy per seed]}``.
 
     Every run uses :func:`gan_tutorial.classifier.train_classifier` (the metric classifier's
     architecture trained from scratch, with its light random-affine jitter) for ``num_steps``
     minibatches; seed ``s`` sets both the classifier's initialisation/batches and the cGAN samples,
-    so the comparison is paired.
+    so the comparison is paired. In the mixed set the real images are repeated so that they make
+    up about ``real_share`` of it (otherwise a few hundred real digits would be drowned by
+    thousands of samples); ``real_share=0`` just concatenates.
     """
+    if not 0.0 <= real_share < 1.0:
+        raise ValueError(f"real_share must be in [0, 1), got {real_share}")
     from .classifier import train_classifier
 
     results = {"real": [], "real + cGAN": []}
@@ -235,7 +239,8 @@ def augmentation_experiment(real: ImageData, holdout: ImageData, net_G, num_fake
         results["cGAN only"] = []
     for s in seeds:
         fake = synthetic_set(net_G, num_fake, seed=1000 + s)
-        runs = {"real": real, "real + cGAN": concat_data(real, fake)}
+        repeats = max(1, round(real_share / (1 - real_share) * len(fake) / len(real))) if real_share else 1
+        runs = {"real": real, "real + cGAN": concat_data(*[real] * repeats, fake)}
         if synthetic_only:
             runs["cGAN only"] = fake
         for name, train_set in runs.items():

@@ -11,7 +11,6 @@ the trapezoid rule:
 * :class:`Figure1Recorder` -- a training-loop callback that stores, at every snapshot, the
   generated samples and the discriminator's curve ``D(x)`` on the grid;
 * :func:`plot_figure1` / :func:`plot_figure1_panels` -- the paper's Figure 1 drawn from those frames;
-* :class:`LinearLRDecay` -- a callback that lowers both learning rates linearly while training;
 * :class:`ToyExplorer` -- an ipywidgets explorer: scrub through the frames, change ``lr_G``,
   ``lr_D``, ``k`` and the loss, and retrain on demand. Building it never trains or waits.
 """
@@ -84,7 +83,8 @@ def value_function(d: torch.Tensor, p_data: torch.Tensor, p_g: torch.Tensor, x: 
     """``V(D, G) = ∫ p_data(x) log D(x) + p_g(x) log(1 - D(x)) dx`` on the grid ``x``.
 
     ``d`` holds D's outputs (probabilities) on the grid. ``0 · log 0`` counts as 0, so D may be
-    exactly 0 or 1 where the matching density vanishes.
+    exactly 0 or 1 where the matching density vanishes; elsewhere a D that rounded to exactly 0 or
+    1 is read as 1e-308 away from it (its term is then tiny compared with the others).
     """
     p_data, p_g = _check_densities(p_data, p_g)
     d = torch.as_tensor(d, dtype=torch.float64)
@@ -92,7 +92,8 @@ def value_function(d: torch.Tensor, p_data: torch.Tensor, p_g: torch.Tensor, x: 
         raise ValueError(f"d has shape {tuple(d.shape)} but the densities have {tuple(p_data.shape)}")
     if (d < 0).any() or (d > 1).any():
         raise ValueError("d must hold probabilities in [0, 1] (apply a sigmoid to logits first)")
-    integrand = torch.xlogy(p_data, d) + torch.xlogy(p_g, 1 - d)
+    tiny = torch.finfo(torch.float64).tiny  # D rounded to exactly 0 or 1 in floating point stays finite
+    integrand = torch.xlogy(p_data, d.clamp_min(tiny)) + torch.xlogy(p_g, (1 - d).clamp_min(tiny))
     return integrate(integrand, x)
 
 
@@ -201,33 +202,6 @@ class Figure1Recorder(Callback):
         self.frames.append(self._frame(trainer, snapshot["step"], snapshot["samples"]))
 
 
-class LinearLRDecay(Callback):
-    """Lowers ``lr_G`` and ``lr_D`` linearly, reaching ``final_factor`` times their start values at
-    the last step. Applied each time the loop logs (every ``log_every`` steps).
-
-    With constant learning rates a GAN keeps circling its equilibrium; shrinking the steps at the
-    end lets it settle closer to it.
-    """
-
-    def __init__(self, final_factor: float = 0.05):
-        if not 0 <= final_factor <= 1:
-            raise ValueError(f"final_factor must be in [0, 1], got {final_factor}")
-        self.final_factor = final_factor
-        self.base: list | None = None
-        self._trainer = None
-
-    def on_train_begin(self, trainer):
-        if trainer is not self._trainer:  # a new run: remember its starting learning rates
-            self._trainer = trainer
-            self.base = [(g, g["lr"]) for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups]
-
-    def on_log(self, trainer, record):
-        done = min(1.0, trainer.step / trainer.cfg.num_steps)
-        factor = 1.0 - (1.0 - self.final_factor) * done
-        for group, lr in self.base:
-            group["lr"] = lr * factor
-
-
 # --------------------------------------------------------------------------- Figure 1
 DATA_STYLE = dict(color="black", ls=":", lw=2.0, label=r"$p_{data}$")
 GEN_STYLE = dict(color="tab:green", ls="-", lw=2.0, label=r"$p_g$ (KDE of samples)")
@@ -240,9 +214,11 @@ def plot_figure1(frame: dict, x: torch.Tensor, p_data: torch.Tensor, ax=None, ti
     """One panel of Figure 1: data density (black dots), generator density (green), D(x) (blue dashes).
 
     ``frame`` comes from :class:`Figure1Recorder`. ``show_dstar`` adds the best discriminator
-    for this frame's generator (thin line), so you see how close D is to D*. ``rug`` draws that
+    for this frame's generator (thin line), drawn only where the data or the generator put at
+    least 2% of their peak density (elsewhere D* is a ratio of two vanishing densities: noise). ``rug`` draws that
     many generated samples as ticks under the curves, like the x-line at the foot of the paper's
-    figure. Densities and D share one y axis (D in [0, 1]).
+    figure. Densities and D share one y axis (D in [0, 1]); ``ymax`` defaults to a height that
+    fits D and the data density, so a very narrow generator density may run off the top.
     """
     import matplotlib.pyplot as plt
 
@@ -253,9 +229,11 @@ def plot_figure1(frame: dict, x: torch.Tensor, p_data: torch.Tensor, ax=None, ti
     ax.plot(x, p_data, **DATA_STYLE)
     ax.plot(x, p_g, **GEN_STYLE)
     if show_dstar:
-        ax.plot(x, optimal_discriminator(p_data, p_g), **DSTAR_STYLE)
+        d_star = optimal_discriminator(p_data, p_g)
+        seen = (p_data > 0.02 * float(p_data.max())) | (p_g > 0.02 * float(p_g.max()))
+        ax.plot(x, torch.where(seen, d_star, torch.full_like(d_star, float("nan"))), **DSTAR_STYLE)
     ax.plot(x, frame["d"], **D_STYLE)
-    top = ymax or max(1.05, float(p_data.max()) * 1.1, float(p_g.max()) * 1.1)
+    top = ymax or max(1.05, float(p_data.max()) * 1.3)
     if rug:
         s = frame["samples"][:rug]
         ax.plot(s, torch.full_like(s, -0.04 * top), "|", color="tab:green", ms=6, alpha=0.5)
@@ -273,8 +251,7 @@ def plot_figure1_panels(frames, x, p_data, titles=None, show_dstar: bool = True,
     frames = list(frames)
     fig, axes = plt.subplots(1, len(frames), figsize=figsize, sharey=True)
     axes = [axes] if len(frames) == 1 else list(axes)
-    ymax = max(1.05, float(torch.as_tensor(p_data).max()) * 1.1,
-               *(float(kde(f["samples"], x).max()) * 1.1 for f in frames))
+    ymax = max(1.05, float(torch.as_tensor(p_data).max()) * 1.3)
     for i, (frame, ax) in enumerate(zip(frames, axes)):
         title = titles[i] if titles else f"({'abcdefgh'[i % 8]}) step {frame['step']}"
         plot_figure1(frame, x, p_data, ax=ax, title=title, show_dstar=show_dstar, ymax=ymax)
@@ -395,4 +372,4 @@ class ToyExplorer:
 
 __all__ = ["make_grid", "density", "integrate", "optimal_discriminator", "value_function", "kl_divergence",
            "js_divergence", "kde", "discriminator_on_grid", "fit_discriminator", "Figure1Recorder",
-           "LinearLRDecay", "plot_figure1", "plot_figure1_panels", "ToyExplorer", "LOG4"]
+           "plot_figure1", "plot_figure1_panels", "ToyExplorer", "LOG4"]

@@ -209,13 +209,14 @@ def plot_critic_surface(net_D, samples=None, mixture=None, ax=None, lim: float |
 # --------------------------------------------------------------------------- mode collapse
 def mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8", "grid-25"), seeds=(0, 1, 2),
                              num_steps: int | dict = 2000, time_budget: float | None = None,
-                             num_samples: int = 2500, verbose: bool = True, **overrides) -> list[dict]:
+                             num_samples: int = 2500, verbose: bool = True, keep_samples: bool = False,
+                             **overrides) -> list[dict]:
     """Train every method on every mixture for every seed; return one row per run.
 
     ``num_steps`` may be a dict keyed by method (e.g. fewer steps for the slower WGAN-GP, or the
     same number of steps for all). ``time_budget`` (seconds) stops each run early. Each row holds
     ``method, mixture, seed, steps, seconds, modes_covered, num_modes, high_quality, sliced_w1``
-    measured on ``num_samples`` fresh samples.
+    measured on ``num_samples`` fresh samples (and ``samples`` themselves with ``keep_samples=True``).
     """
     rows = []
     for mixture_name in mixtures:
@@ -230,6 +231,8 @@ def mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8", "gr
                 noise = torch.randn(num_samples, trainer.latent_dim, generator=g)
                 row = {"method": method, "mixture": str(mixture_name), "seed": seed, "steps": trainer.step,
                        "seconds": seconds, **evaluate(trainer.sample(noise=noise), mixture, seed)}
+                if keep_samples:
+                    row["samples"] = trainer.sample(noise=noise[:1000])
                 rows.append(row)
                 if verbose:
                     print(f"{row['mixture']:>8} {method:>8} seed {seed}: {row['modes_covered']:2d}/"

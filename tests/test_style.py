@@ -298,3 +298,4 @@ def test_show_images_and_explorer():
     assert drawn[-1] == (None, (10, "x")) and box.key() == (10, "x")
     box.children[-2].children[0].click()  # the run button
     assert results[(10, "x")] == "ran (10, 'x')" and drawn[-1][0] == "ran (10, 'x')"
+

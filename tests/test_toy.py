@@ -11,6 +11,15 @@ import torch
 from gan_tutorial import data, models, toy, train_gan
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Networks this small run fastest on one thread (and don't fight parallel test workers)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def grid():
     return toy.make_grid(-6.0, 12.0, 6001)
@@ -49,8 +58,6 @@ def test_bad_input_raises(grid):
         toy.value_function(torch.full_like(p, 1.5), p, p, grid)
     with pytest.raises(ValueError):
         toy.kde(torch.tensor([1.0]), grid)
-    with pytest.raises(ValueError):
-        toy.LinearLRDecay(final_factor=2.0)
 
 
 # --------------------------------------------------------------------------- the optimal discriminator
@@ -126,7 +133,8 @@ def test_value_at_optimal_d_is_minus_log4_plus_2js(grid, mean_g, std_g):
 
 
 def test_kde_integrates_to_one_and_recovers_a_gaussian(grid):
-    s = data.gaussian_1d(4.0, 0.5).sample(20_000, generator=torch.Generator().manual_seed(0))
+    grid = grid[::4]
+    s = data.gaussian_1d(4.0, 0.5).sample(5000, generator=torch.Generator().manual_seed(0))
     est = toy.kde(s, grid)
     assert est.shape == grid.shape
     assert toy.integrate(est, grid) == pytest.approx(1.0, abs=1e-6)
@@ -177,19 +185,6 @@ def test_recorder_records_initial_and_every_snapshot(grid):
     torch.testing.assert_close(recorder.frames[-1]["d"], toy.discriminator_on_grid(trainer.net_D, x))
     # the initial frame is the untrained generator, which differs from the trained one
     assert not torch.allclose(recorder.frames[0]["samples"], recorder.frames[-1]["samples"])
-
-
-def test_linear_lr_decay_reaches_final_factor():
-    decay = toy.LinearLRDecay(final_factor=0.1)
-    net_G, net_D = small_models()
-    trainer = train_gan(net_G, net_D, data.gaussian_1d(), num_steps=40, log_every=10, batch_size=16,
-                        lr_G=1e-3, lr_D=2e-3, callbacks=[decay], progress=False, device="cpu")
-    assert trainer.opt_G.param_groups[0]["lr"] == pytest.approx(1e-4)
-    assert trainer.opt_D.param_groups[0]["lr"] == pytest.approx(2e-4)
-    # reused on a new run, it starts from that run's learning rates
-    trainer2 = train_gan(*small_models(1), data.gaussian_1d(), num_steps=20, log_every=10, batch_size=16,
-                         lr_G=5e-4, lr_D=5e-4, callbacks=[decay], progress=False, device="cpu")
-    assert trainer2.opt_G.param_groups[0]["lr"] == pytest.approx(5e-5)
 
 
 # --------------------------------------------------------------------------- figures and the explorer
