@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-# The settings notebook 04 uses: keep them in step with it.
-SETTINGS = dict(latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256), batch_size=64)
+# The networks notebook 04 uses (its training settings are gan_tutorial.conditional.RECIPE).
+SETTINGS = dict(latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256))
 
 
 def parse_args(argv=None):
@@ -59,18 +59,17 @@ def parse_args(argv=None):
 
 
 def train_cgan(disc, train_set, args, classifier=None, budget=None, max_steps=None, track_every=0):
-    from gan_tutorial import conditional, models, train_gan
+    from gan_tutorial import conditional, train_gan
 
     torch.manual_seed(args.seed)
     net_G, net_D = conditional.build_cgan(disc, SETTINGS["latent_dim"], g_hidden=SETTINGS["g_hidden"],
                                           d_hidden=SETTINGS["d_hidden"])
-    recipe = {k: v for k, v in models.RECIPES["cgan"].items()}
     callbacks = []
     if track_every and classifier is not None:
         callbacks.append(conditional.LabelAccuracyTracker(classifier, every=track_every, num=1000, seed=args.seed))
     cpu0, start = time.process_time(), time.perf_counter()
-    trainer = train_gan(net_G, net_D, (train_set.images, train_set.labels), **recipe,
-                        num_steps=max_steps or args.max_steps, batch_size=SETTINGS["batch_size"],
+    trainer = train_gan(net_G, net_D, (train_set.images, train_set.labels), **conditional.RECIPE,
+                        num_steps=max_steps or args.max_steps,
                         time_budget=budget, seed=args.seed, device=args.device, progress=False, log_every=100,
                         callbacks=callbacks)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
@@ -95,7 +94,8 @@ def main(argv=None):
     floor = metrics.classifier_fid(rest.images[: len(holdout)], holdout.images, classifier)
     print(f"reference classifier-FID, {len(holdout)} real training digits vs the held-out ones: {floor:.2f}")
 
-    report = {"budget_s": args.budget, "threads": torch.get_num_threads(), "settings": SETTINGS,
+    report = {"budget_s": args.budget, "threads": torch.get_num_threads(),
+              "settings": {**SETTINGS, **conditional.RECIPE},
               "classifier_holdout_accuracy": classifier.holdout_accuracy, "fid_real_vs_real": floor, "runs": []}
     trainers = {}
     for disc in args.disc:

@@ -160,24 +160,22 @@ class VGGFeatures(nn.Module):
             available) or ``'random'``.
         download: allow downloading the ImageNet weights (default: ``$GAN_TUTORIAL_DOWNLOAD``).
         seed: seed of the random weights (He-normal, zero bias), so results are reproducible.
-        pool: ``'max'`` (VGG's own) or ``'avg'`` (smoother gradients, suggested by Gatys et al.).
 
     ``forward(images, layers=None)`` takes ``(B, 3, H, W)`` images in ``[0, 1]`` and returns a dict
     ``name -> (B, C, H', W')``. ``.source`` says which weights are in use. Parameters are frozen.
     """
 
     def __init__(self, layers=STYLE_LAYERS + CONTENT_LAYERS, weights: str = "auto", download=None,
-                 seed: int = 0, pool: str = "max", verbose: bool = True):
+                 seed: int = 0, verbose: bool = True):
         super().__init__()
         self.layers = tuple(self._check(layers))
-        if weights not in ("auto", "imagenet", "random") or pool not in ("max", "avg"):
-            raise ValueError(f"weights must be 'auto', 'imagenet' or 'random' and pool 'max' or 'avg', "
-                             f"got weights={weights!r}, pool={pool!r}")
+        if weights not in ("auto", "imagenet", "random"):
+            raise ValueError(f"weights must be 'auto', 'imagenet' or 'random', got {weights!r}")
         depth = max(VGG19_LAYERS.index(n) for n in self.layers) + 1
         modules, in_ch = [], 3
         for item in _VGG19_PLAN:
             if item == "M":
-                modules.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
+                modules.append(nn.MaxPool2d(2))
             else:
                 modules += [nn.Conv2d(in_ch, item, 3, padding=1), nn.ReLU()]
                 in_ch = item
@@ -188,14 +186,14 @@ class VGGFeatures(nn.Module):
             self.source = "ImageNet (torchvision VGG19_Weights.IMAGENET1K_V1)"
         elif weights == "imagenet":
             raise FileNotFoundError(
-                f"VGG-19 ImageNet weights are not in torch.hub's cache ({vgg19_cache_path().name}) and "
-                "downloading is off. Pass download=True (or set GAN_TUTORIAL_DOWNLOAD=1) with internet "
-                "access, or use weights='auto' to fall back to random weights.")
+                f"VGG-19 ImageNet weights could not be loaded: {vgg19_cache_path().name} is not in torch.hub's "
+                "cache and downloading is off (or failed). Pass download=True (or set GAN_TUTORIAL_DOWNLOAD=1) "
+                "with internet access, or use weights='auto' to fall back to random weights.")
         else:
             self._randomize(seed)
             self.source = f"random weights (He-normal, seed {seed})"
             if verbose and weights == "auto":
-                print("VGG-19 ImageNet weights not found in torch.hub's cache and downloading is off:\n"
+                print("VGG-19 ImageNet weights unavailable (not in torch.hub's cache; downloading off or failed):\n"
                       f"  using RANDOM weights (seed {seed}). They still capture texture statistics, but "
                       "results differ from the pretrained network.\n"
                       "  For ImageNet weights pass download=True or set GAN_TUTORIAL_DOWNLOAD=1 (~550 MB).")

@@ -10,6 +10,7 @@ the trapezoid rule:
 * :func:`kde` -- a Gaussian kernel density estimate, to turn generator samples into ``p_g``;
 * :class:`Figure1Recorder` -- a training-loop callback that stores, at every snapshot, the
   generated samples and the discriminator's curve ``D(x)`` on the grid;
+* :class:`LinearLRDecay` -- a callback that lowers both learning rates linearly while training;
 * :func:`plot_figure1` / :func:`plot_figure1_panels` -- the paper's Figure 1 drawn from those frames;
 * :class:`ToyExplorer` -- an ipywidgets explorer: scrub through the frames, change ``lr_G``,
   ``lr_D``, ``k`` and the loss, and retrain on demand. Building it never trains or waits.
@@ -202,6 +203,33 @@ class Figure1Recorder(Callback):
         self.frames.append(self._frame(trainer, snapshot["step"], snapshot["samples"]))
 
 
+class LinearLRDecay(Callback):
+    """Lowers ``lr_G`` and ``lr_D`` linearly, reaching ``final_factor`` times their starting values
+    at the last step; applied each time the loop logs (every ``log_every`` steps).
+
+    At constant learning rates a GAN keeps circling its equilibrium (each player overreacts to
+    the other's last move); shrinking the steps towards the end lets the pair settle.
+    """
+
+    def __init__(self, final_factor: float = 0.05):
+        if not 0 <= final_factor <= 1:
+            raise ValueError(f"final_factor must be in [0, 1], got {final_factor}")
+        self.final_factor = final_factor
+        self.base: list | None = None
+        self._trainer = None
+
+    def on_train_begin(self, trainer):
+        if trainer is not self._trainer:  # a new run: remember its starting learning rates
+            self._trainer = trainer
+            self.base = [(g, g["lr"]) for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups]
+
+    def on_log(self, trainer, record):
+        done = min(1.0, trainer.step / trainer.cfg.num_steps)
+        factor = 1.0 - (1.0 - self.final_factor) * done
+        for group, lr in self.base:
+            group["lr"] = lr * factor
+
+
 # --------------------------------------------------------------------------- Figure 1
 DATA_STYLE = dict(color="black", ls=":", lw=2.0, label=r"$p_{data}$")
 GEN_STYLE = dict(color="tab:green", ls="-", lw=2.0, label=r"$p_g$ (KDE of samples)")
@@ -372,4 +400,4 @@ class ToyExplorer:
 
 __all__ = ["make_grid", "density", "integrate", "optimal_discriminator", "value_function", "kl_divergence",
            "js_divergence", "kde", "discriminator_on_grid", "fit_discriminator", "Figure1Recorder",
-           "plot_figure1", "plot_figure1_panels", "ToyExplorer", "LOG4"]
+           "LinearLRDecay", "plot_figure1", "plot_figure1_panels", "ToyExplorer", "LOG4"]

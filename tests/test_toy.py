@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gan_tutorial import data, models, toy, train_gan
+from gan_tutorial.train import Callback
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -58,6 +59,8 @@ def test_bad_input_raises(grid):
         toy.value_function(torch.full_like(p, 1.5), p, p, grid)
     with pytest.raises(ValueError):
         toy.kde(torch.tensor([1.0]), grid)
+    with pytest.raises(ValueError):
+        toy.LinearLRDecay(final_factor=2.0)
 
 
 # --------------------------------------------------------------------------- the optimal discriminator
@@ -185,6 +188,26 @@ def test_recorder_records_initial_and_every_snapshot(grid):
     torch.testing.assert_close(recorder.frames[-1]["d"], toy.discriminator_on_grid(trainer.net_D, x))
     # the initial frame is the untrained generator, which differs from the trained one
     assert not torch.allclose(recorder.frames[0]["samples"], recorder.frames[-1]["samples"])
+
+
+def test_linear_lr_decay_is_linear_and_reaches_final_factor():
+    seen = []
+
+    class Record(Callback):  # runs after the decay: logs the learning rates it set
+        def on_log(self, trainer, record):
+            seen.append((trainer.step, trainer.opt_G.param_groups[0]["lr"], trainer.opt_D.param_groups[0]["lr"]))
+
+    decay = toy.LinearLRDecay(final_factor=0.2)
+    train_gan(*small_models(), data.gaussian_1d(), num_steps=40, log_every=10, batch_size=16, lr_G=1e-3,
+              lr_D=2e-3, callbacks=[decay, Record()], progress=False, device="cpu")
+    factors = [0.8, 0.6, 0.4, 0.2]  # 1 - 0.8 * step / 40
+    assert [s for s, _, _ in seen] == [10, 20, 30, 40]
+    assert [g for _, g, _ in seen] == pytest.approx([1e-3 * f for f in factors])
+    assert [d for _, _, d in seen] == pytest.approx([2e-3 * f for f in factors])
+    # reused on a new run, it starts from that run's learning rates, not the old ones
+    trainer = train_gan(*small_models(1), data.gaussian_1d(), num_steps=20, log_every=10, batch_size=16,
+                        lr_G=5e-4, lr_D=5e-4, callbacks=[decay], progress=False, device="cpu")
+    assert trainer.opt_G.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
 # --------------------------------------------------------------------------- figures and the explorer
