@@ -24,8 +24,6 @@ import torch
 from . import losses
 from .train import Callback, train_gan
 
-LOG4 = math.log(4.0)
-
 
 # --------------------------------------------------------------------------- grids and densities
 def make_grid(lo: float = -2.0, hi: float = 8.0, num: int = 2001) -> torch.Tensor:
@@ -36,7 +34,8 @@ def make_grid(lo: float = -2.0, hi: float = 8.0, num: int = 2001) -> torch.Tenso
 
 
 def density(dist, x: torch.Tensor) -> torch.Tensor:
-    """Density of ``dist`` at the grid ``x``: a ``data.Mixture`` (uses ``.pdf``) or any callable."""
+    """Density of ``dist`` on the grid ``x`` (float64): a 1-D ``data.Mixture`` (computed exactly from its
+    means, stds and weights) or any callable ``f(x) -> density``."""
     x = torch.as_tensor(x, dtype=torch.float64)
     if all(hasattr(dist, a) for a in ("means", "stds", "weights")):  # a data.Mixture: exact, in float64
         if dist.dim != 1:
@@ -400,4 +399,4 @@ class ToyExplorer:
 
 __all__ = ["make_grid", "density", "integrate", "optimal_discriminator", "value_function", "kl_divergence",
            "js_divergence", "kde", "discriminator_on_grid", "fit_discriminator", "Figure1Recorder",
-           "LinearLRDecay", "plot_figure1", "plot_figure1_panels", "ToyExplorer", "LOG4"]
+           "LinearLRDecay", "plot_figure1", "plot_figure1_panels", "ToyExplorer"]

@@ -44,9 +44,10 @@ TOY_RECIPES = {
 TOY_BATCH_SIZE = 256
 
 
-def toy_models(latent_dim: int = 2, hidden=(128, 128, 128), seed: int | None = None):
+def toy_models(latent_dim: int = 2, hidden=(128, 128, 128), seed: int | None = None, critic_hidden=None):
     """``(net_G, net_D)`` for 2-D data: ReLU MLP generator (no batch norm, linear output) and a
     LeakyReLU MLP critic with a raw score output (no Sigmoid, so it serves every loss).
+    ``critic_hidden`` (default: ``hidden``) sets the critic's layer widths separately.
 
     Batch norm is left out on purpose: it mixes the samples of a batch, and the gradient penalty
     is defined per sample.
@@ -54,7 +55,7 @@ def toy_models(latent_dim: int = 2, hidden=(128, 128, 128), seed: int | None = N
     if seed is not None:
         torch.manual_seed(seed)
     net_G = MLPGenerator(latent_dim, 2, hidden=hidden, activation="relu", batchnorm=False, out_activation=None)
-    net_D = MLPDiscriminator(2, hidden=hidden, activation="leaky_relu")
+    net_D = MLPDiscriminator(2, hidden=hidden if critic_hidden is None else critic_hidden, activation="leaky_relu")
     return net_G, net_D
 
 
@@ -66,9 +67,9 @@ def recipe(method: str) -> dict:
 
 
 def make_trainer(method: str, mixture, seed: int = 0, callbacks=(), latent_dim: int = 2,
-                 hidden=(128, 128, 128), **overrides) -> Trainer:
+                 hidden=(128, 128, 128), critic_hidden=None, **overrides) -> Trainer:
     """A :class:`~gan_tutorial.train.Trainer` for ``method`` on ``mixture`` (not yet trained)."""
-    net_G, net_D = toy_models(latent_dim, hidden, seed=seed)
+    net_G, net_D = toy_models(latent_dim, hidden, seed=seed, critic_hidden=critic_hidden)
     settings = dict(recipe(method), batch_size=TOY_BATCH_SIZE, seed=seed, progress=False, log_every=50)
     settings.update(overrides)
     return Trainer(net_G, net_D, mixture, callbacks=callbacks, **settings)
