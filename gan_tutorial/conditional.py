@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 
 from .data import ImageData
-from .train import Callback
 from .models import MLPDiscriminator, MLPGenerator, _activation, _Conditional, _shape
+from .train import Callback
 
 
 class ProjectionMLPDiscriminator(_Conditional):
@@ -51,7 +51,7 @@ class ProjectionMLPDiscriminator(_Conditional):
         self.features = nn.Sequential(*layers)            # (B, F)
         self.head = nn.Linear(width, 1)                   # w . phi(x) + b
         self.embed = nn.Embedding(num_classes, width)     # e_y, one row per class
-        nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(width))  # same scale as the head's weights
+        nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(width))  # the scale of a Linear layer's weights
 
     def forward(self, x, labels=None):
         if x.dim() < 2 or tuple(x.shape[1:]) != self.in_shape:
@@ -224,6 +224,15 @@ def concat_data(*sets: ImageData) -> ImageData:
                      " + ".join(s.source for s in sets))
 
 
+def mix(real: ImageData, fake: ImageData, real_share: float = 0.5) -> ImageData:
+    """``real`` repeated a whole number of times so that it makes up about ``real_share`` of the
+    result, followed by ``fake``. ``real_share=0`` just concatenates the two."""
+    if not 0.0 <= real_share < 1.0:
+        raise ValueError(f"real_share must be in [0, 1), got {real_share}")
+    repeats = max(1, round(real_share / (1 - real_share) * len(fake) / len(real))) if real_share else 1
+    return concat_data(*[real] * repeats, fake)
+
+
 def augmentation_experiment(real: ImageData, holdout: ImageData, net_G, num_fake: int = 2000,
                             seeds=(0, 1, 2), num_steps: int = 300, real_share: float = 0.5,
                             synthetic_only: bool = True, device=None, verbose: bool = False) -> dict:
@@ -238,7 +247,7 @@ def augmentation_experiment(real: ImageData, holdout: ImageData, net_G, num_fake
     thousands of samples); ``real_share=0`` just concatenates.
     """
     if not 0.0 <= real_share < 1.0:
-        raise ValueError(f"real_share must be in [0, 1), got {real_share}")
+        raise ValueError(f"real_share must be in [0, 1), got {real_share}")  # before any training
     from .classifier import train_classifier
 
     results = {"real": [], "real + cGAN": []}
@@ -246,8 +255,7 @@ def augmentation_experiment(real: ImageData, holdout: ImageData, net_G, num_fake
         results["cGAN only"] = []
     for s in seeds:
         fake = synthetic_set(net_G, num_fake, seed=1000 + s)
-        repeats = max(1, round(real_share / (1 - real_share) * len(fake) / len(real))) if real_share else 1
-        runs = {"real": real, "real + cGAN": concat_data(*[real] * repeats, fake)}
+        runs = {"real": real, "real + cGAN": mix(real, fake, real_share)}
         if synthetic_only:
             runs["cGAN only"] = fake
         for name, train_set in runs.items():
@@ -267,5 +275,6 @@ def summarize(results: dict) -> dict:
     return out
 
 
-__all__ = ["RECIPE", "ProjectionMLPDiscriminator", "LabelAccuracyTracker", "build_cgan", "generate", "class_grid_samples",
-           "balanced_subset", "synthetic_set", "concat_data", "augmentation_experiment", "summarize"]
+__all__ = ["RECIPE", "ProjectionMLPDiscriminator", "LabelAccuracyTracker", "build_cgan", "generate",
+           "class_grid_samples", "balanced_subset", "synthetic_set", "concat_data", "mix", "augmentation_experiment",
+           "summarize"]

@@ -152,15 +152,72 @@ def test_synthetic_set_and_concat():
         conditional.synthetic_set(G, 5)
 
 
+@pytest.mark.parametrize("real_share, repeats", [(0.5, 10), (0.0, 1), (0.2, 2), (0.01, 1)])
+def test_mix_repeats_real_to_the_asked_share(real_share, repeats):
+    real, fake = _fake_digits(10), _fake_digits(100)
+    both = conditional.mix(real, fake, real_share)
+    assert len(both) == 10 * repeats + 100
+    torch.testing.assert_close(both.images[:10], real.images)
+    torch.testing.assert_close(both.images[-100:], fake.images)
+    with pytest.raises(ValueError, match="real_share"):
+        conditional.mix(real, fake, 1.0)
+
+
 def test_augmentation_experiment_smoke():
     G, _ = _small_pair()
     data = _fake_digits(100)
-    res = conditional.augmentation_experiment(data, data, G, num_fake=50, seeds=(0, 1), num_steps=3, device="cpu")
+    res = conditional.augmentation_experiment(data, data, G, num_fake=50, seeds=(3,), num_steps=2, device="cpu")
     assert set(res) == {"real", "real + cGAN", "cGAN only"}
-    assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in res.values())
+    assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in res.values())
+    with pytest.raises(ValueError, match="real_share"):
+        conditional.augmentation_experiment(data, data, G, real_share=1.0)
     summary = conditional.summarize({"a": [0.5, 0.7], "b": [0.9]})
     assert summary["a"][0] == pytest.approx(0.6) and summary["a"][1] == pytest.approx(math.sqrt(0.02))
     assert summary["b"] == (pytest.approx(0.9), 0.0)
+
+
+class _StubClassifier:
+    """Stands in for the MNIST classifier: reads an image as class 0 when its mean is negative."""
+
+    def __init__(self):
+        self.calls = []
+
+    def accuracy(self, images, labels):
+        self.calls.append((images.shape, labels.clone()))
+        pred = (images.flatten(1).mean(1) >= 0).long()
+        return float((pred == labels).float().mean())
+
+
+def test_label_accuracy_tracker_records_on_schedule():
+    G, D = _small_pair()
+    clf = _StubClassifier()
+    tracker = conditional.LabelAccuracyTracker(clf, every=4, num=20, seed=0)
+    data = (torch.randn(64, 1, 28, 28).clamp(-1, 1), torch.arange(64) % 10)
+    trainer = train_gan(G, D, data, num_steps=10, batch_size=8, log_every=2, progress=False, device="cpu",
+                        callbacks=[tracker])
+    assert tracker.steps == [0, 4, 8, 10]
+    assert len(tracker.accuracy) == len(tracker.seconds) == 4 and all(0 <= a <= 1 for a in tracker.accuracy)
+    assert all(shape == (20, 1, 28, 28) for shape, _ in clf.calls)
+    assert clf.calls[0][1].tolist() == [i % 10 for i in range(20)]   # balanced labels
+    trainer.fit(12)                                                   # continuing keeps recording
+    assert tracker.steps[-1] == 12
+    uncond = models.MLPGenerator(8, (1, 28, 28), hidden=(16,))
+    with pytest.raises(ValueError, match="conditional generator"):
+        train_gan(uncond, models.MLPDiscriminator((1, 28, 28), hidden=(16,)), data[0], num_steps=1, batch_size=8,
+                  progress=False, device="cpu", callbacks=[conditional.LabelAccuracyTracker(clf)])
+
+
+def test_recipe_is_a_valid_train_config():
+    from dataclasses import fields
+
+    from gan_tutorial.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    assert set(conditional.RECIPE) <= names
+    G, D = _small_pair()
+    trainer = train_gan(G, D, (torch.randn(128, 1, 28, 28), torch.arange(128) % 10), **conditional.RECIPE,
+                        num_steps=1, progress=False, device="cpu")
+    assert trainer.cfg.lr_G == conditional.RECIPE["lr_G"] and trainer.cfg.batch_size == conditional.RECIPE["batch_size"]
 
 
 # --------------------------------------------------------------------------- a cGAN that must learn
