@@ -135,3 +135,14 @@ def test_plot_by_class_rows_hold_the_right_images():
     with pytest.raises(ValueError, match="predictions"):
         plotting.plot_by_class(images, preds[:3])
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- animate_snapshots
+def test_animation_keeps_the_last_frame_and_stays_small():
+    g = torch.Generator().manual_seed(0)
+    snaps = [{"step": 10 * i, "samples": torch.rand(16, 1, 8, 8, generator=g) * 2 - 1} for i in range(8)]
+    html = plotting.animate_snapshots(snaps, nrow=4, max_frames=3).data
+    assert html.count("data:image/jpeg;base64") == 5          # frames 0, 2, 4, 6 and the last one, 7
+    assert "data:image/png" not in html                        # JPEG frames: notebooks stay small
+    with pytest.raises(ValueError, match="snapshot_every"):
+        plotting.animate_snapshots([])
