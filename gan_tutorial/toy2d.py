@@ -6,6 +6,8 @@ standard test of mode collapse: one can *see* every sample and count the modes i
 
 * :func:`toy_models` / :data:`TOY_RECIPES` / :func:`train_toy` -- the nets and settings the
   notebook, the benchmark and the tests share;
+* :func:`fit_critic` -- a discriminator or critic trained alone against a frozen generator (the
+  inner ``max`` of the game), to compare what each loss learns about two fixed distributions;
 * :func:`sliced_wasserstein` and :class:`QualityTracker` -- a data-vs-sample distance and mode
   coverage recorded while training, to set beside the critic's Wasserstein estimate;
 * :func:`critic_surface` / :func:`plot_critic_surface` -- the critic (or discriminator) as a
@@ -89,6 +91,51 @@ def make_trainer(method: str, mixture, seed: int = 0, callbacks=(), latent_dim: 
 def train_toy(method: str, mixture, num_steps: int, seed: int = 0, **kwargs) -> Trainer:
     """Build and train toy nets with ``method``'s recipe; returns the trained ``Trainer``."""
     return make_trainer(method, mixture, seed=seed, num_steps=num_steps, **kwargs).fit()
+
+
+# --------------------------------------------------------------------------- a critic on its own
+def fit_critic(net_D, real_sampler, fake_sampler, loss="wasserstein-gp", num_steps: int = 500,
+               batch_size: int = 256, lr: float = 1e-3, betas=(0.5, 0.9), seed: int = 0,
+               record_every: int = 50, probe=None) -> dict:
+    """Train ``net_D`` ALONE against a frozen generator: the inner ``max`` of the game, nothing else.
+
+    ``loss`` is a :func:`~gan_tutorial.losses.get_loss` name or a ``GANLoss``: ``"non-saturating"``
+    (or ``"minimax"``) trains a discriminator with binary cross-entropy, ``"wasserstein"`` a critic
+    with weight clipping (applied after every step), ``"wasserstein-gp"`` a critic with the gradient
+    penalty. The samplers are ``f(n, generator=...) -> (n, D)``, e.g. ``data.Mixture([[2.0, 0.0]], 0.1)``;
+    each step draws fresh batches of ``batch_size`` from both. Adam with ``lr`` and ``betas``.
+    (With 1-D data a gradient-penalty critic can get stuck with the wrong sign: its slope cannot turn
+    from +1 to -1 without passing through 0, where the penalty costs ``lambda``. In 2-D it turns.)
+
+    Every ``record_every`` steps (and after the last) the history gets ``step``, ``loss`` and the
+    loss's statistics of that step (``wasserstein`` = mean f(real) - mean f(fake) for a critic,
+    ``d_real``/``d_fake`` for a discriminator), plus ``probe(net_D)`` when ``probe`` is given (for
+    instance a gradient measured at fixed points). This is not the GAN training loop (that is
+    :class:`~gan_tutorial.train.Trainer`): no generator is trained.
+    """
+    if num_steps < 1 or record_every < 1:
+        raise ValueError(f"num_steps and record_every must be positive, got {num_steps} and {record_every}")
+    loss_fn = get_loss(loss)
+    device = next(net_D.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
+    opt = torch.optim.Adam(net_D.parameters(), lr=lr, betas=tuple(betas))
+    history: dict[str, list] = {}
+    net_D.train()
+    for step in range(1, num_steps + 1):
+        real = real_sampler(batch_size, generator=gen).to(device)
+        fake = fake_sampler(batch_size, generator=gen).to(device)
+        value, stats = loss_fn.discriminator(net_D, real, fake, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        loss_fn.after_discriminator_step(net_D)
+        if step % record_every == 0 or step == num_steps:
+            row = {"step": step, "loss": float(value.detach()), **{k: float(v) for k, v in stats.items()}}
+            if probe is not None:
+                row["probe"] = probe(net_D)
+            for key, v in row.items():
+                history.setdefault(key, []).append(v)
+    return history
 
 
 # --------------------------------------------------------------------------- measuring
@@ -222,13 +269,16 @@ def plot_critic_surface(net_D, samples=None, mixture=None, ax=None, lim: float |
 def mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8", "grid-25"), seeds=(0, 1, 2),
                              num_steps: int | dict = 2000, time_budget: float | None = None,
                              num_samples: int = 2500, verbose: bool = True, keep_samples: bool = False,
-                             **overrides) -> list[dict]:
+                             track_quality: bool = False, keep_trainers: bool = False, **overrides) -> list[dict]:
     """Train every method on every mixture for every seed; return one row per run.
 
     ``num_steps`` may be a dict keyed by method (e.g. fewer steps for the slower WGAN-GP, or the
     same number of steps for all). ``time_budget`` (seconds) stops each run early. Each row holds
     ``method, mixture, seed, steps, seconds, modes_covered, num_modes, high_quality, sliced_w1``
     measured on ``num_samples`` fresh samples (and ``samples`` themselves with ``keep_samples=True``).
+    ``track_quality=True`` adds a :class:`QualityTracker` to every run and stores its history under
+    ``quality_history``; ``keep_trainers=True`` keeps each trained ``Trainer`` under ``trainer`` (its
+    ``history`` holds the losses and, for WGANs, the critic's estimate), so curves can be drawn later.
     """
     rows = []
     for mixture_name in mixtures:
@@ -236,8 +286,12 @@ def mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8", "gr
         for method in methods:
             steps = num_steps[method] if isinstance(num_steps, dict) else num_steps
             for seed in seeds:
+                tracker = QualityTracker(mixture) if track_quality else None
+                run_overrides = dict(overrides)
+                if tracker is not None:
+                    run_overrides["callbacks"] = [*run_overrides.get("callbacks", ()), tracker]
                 start = time.perf_counter()
-                trainer = train_toy(method, mixture, steps, seed=seed, time_budget=time_budget, **overrides)
+                trainer = train_toy(method, mixture, steps, seed=seed, time_budget=time_budget, **run_overrides)
                 seconds = time.perf_counter() - start
                 g = torch.Generator().manual_seed(10_000 + seed)
                 noise = torch.randn(num_samples, trainer.latent_dim, generator=g)
@@ -245,6 +299,10 @@ def mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8", "gr
                        "seconds": seconds, **evaluate(trainer.sample(noise=noise), mixture, seed)}
                 if keep_samples:
                     row["samples"] = trainer.sample(noise=noise[:1000])
+                if tracker is not None:
+                    row["quality_history"] = tracker.history
+                if keep_trainers:
+                    row["trainer"] = trainer
                 rows.append(row)
                 if verbose:
                     print(f"{row['mixture']:>8} {method:>8} seed {seed}: {row['modes_covered']:2d}/"
@@ -441,6 +499,6 @@ class Playground:
         plt.close(fig)
 
 
-__all__ = ["MIXTURES", "TOY_RECIPES", "TOY_BATCH_SIZE", "TOY_HIDDEN", "LinearDecay", "toy_models", "recipe", "make_trainer", "train_toy",
+__all__ = ["MIXTURES", "TOY_RECIPES", "TOY_BATCH_SIZE", "TOY_HIDDEN", "LinearDecay", "toy_models", "recipe", "make_trainer", "train_toy", "fit_critic",
            "sliced_wasserstein", "evaluate", "QualityTracker", "critic_surface", "plot_critic_surface",
            "mode_collapse_experiment", "summarise", "format_table", "Playground"]

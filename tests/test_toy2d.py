@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gan_tutorial import data, metrics, toy2d
+from gan_tutorial import data, losses, metrics, models, toy2d
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +36,40 @@ def test_recipes_and_bad_method():
     assert toy2d.TOY_RECIPES["gan"]["k"] == 1
     with pytest.raises(ValueError, match="Unknown method"):
         toy2d.recipe("vae")
+
+
+# --------------------------------------------------------------------------- a critic on its own
+def test_fit_critic_with_gradient_penalty_estimates_w1_of_a_shift():
+    # two blobs 2 apart in the plane: W1 = 2. Every interpolate sees the same slope s, so the critic
+    # maximises 2 s - lambda (s - 1)^2: s = 1 + 1/lambda, and its estimate is 2 (1 + 1/lambda) = 2.2.
+    # (In 1-D the two-sided penalty can trap a critic with the wrong sign: its slope cannot turn
+    # from -1 to +1 without passing through 0, where the penalty is lambda. In 2-D the gradient turns.)
+    real, fake = data.Mixture([[0.0, 0.0]], 0.1), data.Mixture([[2.0, 0.0]], 0.1)
+    torch.manual_seed(0)
+    net = models.MLPDiscriminator(in_shape=2, hidden=(32, 32))
+    h = toy2d.fit_critic(net, real, fake, "wasserstein-gp", num_steps=300, record_every=100,
+                         probe=lambda critic: critic.training)
+    assert h["step"] == [100, 200, 300] and h["probe"] == [True, True, True]
+    assert h["wasserstein"][-1] == pytest.approx(2.2, rel=0.05)
+    assert all(g >= 0 for g in h["gp"])
+    x = torch.stack([torch.linspace(0.3, 1.7, 50), torch.zeros(50)], 1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x).sum(), x)
+    assert grad.norm(dim=1).mean() == pytest.approx(1.1, abs=0.1)
+
+
+def test_fit_critic_clips_and_trains_a_discriminator():
+    real, fake = data.gaussian_1d(0.0, 0.1), data.gaussian_1d(2.0, 0.1)
+    torch.manual_seed(0)
+    net = models.MLPDiscriminator(in_shape=1, hidden=(16, 16))
+    h = toy2d.fit_critic(net, real, fake, losses.WassersteinLoss(clip=0.02), num_steps=30, record_every=30)
+    assert h["step"] == [30] and max(p.detach().abs().max() for p in net.parameters()) <= 0.02
+    torch.manual_seed(0)
+    net = models.MLPDiscriminator(in_shape=1, hidden=(16, 16))
+    h = toy2d.fit_critic(net, real, fake, "non-saturating", num_steps=200, record_every=50, betas=(0.5, 0.999))
+    assert h["d_real"][-1] > 0.9 and h["d_fake"][-1] < 0.1  # disjoint supports: D wins outright
+    assert "wasserstein" not in h
+    with pytest.raises(ValueError, match="positive"):
+        toy2d.fit_critic(net, real, fake, num_steps=0)
 
 
 # --------------------------------------------------------------------------- sliced Wasserstein
@@ -114,6 +148,20 @@ def test_mode_collapse_experiment_rows_and_table():
     table = toy2d.format_table(rows)
     assert table.count("\n") == 1 + 4 + 2  # header, rule, 4 runs, 2 means
     assert "mean of 2" in table
+
+
+def test_mode_collapse_experiment_can_track_quality_and_keep_trainers():
+    rows = toy2d.mode_collapse_experiment(methods=("wgan-gp",), mixtures=("ring-8",), seeds=(0,), num_steps=10,
+                                          num_samples=100, hidden=(8,), log_every=5, verbose=False,
+                                          track_quality=True, keep_trainers=True)
+    (row,) = rows
+    assert row["quality_history"]["step"] == [5, 10] and len(row["quality_history"]["wasserstein"]) == 2
+    assert row["trainer"].step == 10 and len(row["trainer"].history["wasserstein"]) == 2
+    plain = toy2d.mode_collapse_experiment(methods=("wgan-gp",), mixtures=("ring-8",), seeds=(0,), num_steps=10,
+                                           num_samples=100, hidden=(8,), log_every=5, verbose=False)
+    assert "quality_history" not in plain[0] and "trainer" not in plain[0]
+    # tracking measures, it does not change the run
+    assert plain[0]["sliced_w1"] == pytest.approx(row["sliced_w1"], rel=1e-6)
 
 
 def test_summarise_means():
