@@ -199,6 +199,8 @@ class LinearDecay(Callback):
     """Lower both learning rates linearly from their start values to ``final`` x start at step
     ``num_steps`` (updated at every log record). Large steps early find the modes quickly; small
     steps late let the samples settle *inside* the narrow modes instead of jittering around them.
+    With a ``time_budget`` the schedule follows whichever runs out first, steps or seconds, so a
+    run cut short by the clock still ends at the small learning rate.
     """
 
     def __init__(self, num_steps: int, final: float = 0.0):
@@ -209,7 +211,11 @@ class LinearDecay(Callback):
             self.start = [[g["lr"] for g in opt.param_groups] for opt in (trainer.opt_G, trainer.opt_D)]
 
     def on_log(self, trainer, record):
-        frac = min(1.0, trainer.step / self.num_steps)
+        frac = trainer.step / self.num_steps
+        budget = trainer.cfg.time_budget
+        if budget:
+            frac = max(frac, trainer.elapsed / budget)
+        frac = min(1.0, frac)
         scale = 1.0 - (1.0 - self.final) * frac
         for opt, lrs in zip((trainer.opt_G, trainer.opt_D), self.start):
             for group, lr in zip(opt.param_groups, lrs):
