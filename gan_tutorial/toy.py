@@ -21,7 +21,6 @@ import math
 
 import torch
 
-from . import losses
 from .train import Callback, train_gan
 
 
@@ -157,22 +156,14 @@ def fit_discriminator(net_D, real_sampler, fake_sampler, num_steps: int = 1000, 
 
     This is the inner maximisation ``max_D V(D, G)`` on its own, not the GAN training loop
     (that is :func:`gan_tutorial.train_gan`). Samplers are ``f(n, generator=...) -> (n, 1)``,
-    e.g. ``data.gaussian_1d(4, 0.5)``. Returns the loss every step.
+    e.g. ``data.gaussian_1d(4, 0.5)``. Returns the loss every step. It is
+    :func:`gan_tutorial.toy2d.fit_critic` with the minimax loss and Adam(0.5, 0.999).
     """
-    gen = torch.Generator().manual_seed(seed)
-    device = next(net_D.parameters()).device
-    opt = torch.optim.Adam(net_D.parameters(), lr=lr, betas=(0.5, 0.999))
-    history = []
-    net_D.train()
-    for _ in range(num_steps):
-        real = real_sampler(batch_size, generator=gen).to(device)
-        fake = fake_sampler(batch_size, generator=gen).to(device)
-        loss = losses.d_loss(net_D(real), net_D(fake))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history.append(loss.detach())
-    return torch.stack(history).tolist() if history else []
+    from .toy2d import fit_critic
+
+    history = fit_critic(net_D, real_sampler, fake_sampler, loss="minimax", num_steps=num_steps,
+                         batch_size=batch_size, lr=lr, betas=(0.5, 0.999), seed=seed, record_every=1)
+    return history["loss"]
 
 
 # --------------------------------------------------------------------------- callbacks
