@@ -198,7 +198,9 @@ class LinearLRDecay(Callback):
     at the last step; applied each time the loop logs (every ``log_every`` steps).
 
     At constant learning rates a GAN keeps circling its equilibrium (each player overreacts to
-    the other's last move); shrinking the steps towards the end lets the pair settle.
+    the other's last move); shrinking the steps towards the end lets the pair settle. With a
+    ``time_budget`` the schedule follows whichever runs out first, steps or seconds, so a run cut
+    short by the clock still ends at the small learning rate.
     """
 
     def __init__(self, final_factor: float = 0.05):
@@ -214,7 +216,10 @@ class LinearLRDecay(Callback):
             self.base = [(g, g["lr"]) for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups]
 
     def on_log(self, trainer, record):
-        done = min(1.0, trainer.step / trainer.cfg.num_steps)
+        done = trainer.step / trainer.cfg.num_steps
+        if trainer.cfg.time_budget:
+            done = max(done, trainer.elapsed / trainer.cfg.time_budget)
+        done = min(1.0, done)
         factor = 1.0 - (1.0 - self.final_factor) * done
         for group, lr in self.base:
             group["lr"] = lr * factor

@@ -27,13 +27,14 @@ from . import data as _data
 from . import metrics
 from .losses import get_loss
 from .models import MLPDiscriminator, MLPGenerator
+from .toy import LinearLRDecay
 from .train import Callback, Trainer
 
 MIXTURES = {"ring-8": _data.ring_2d, "grid-25": _data.grid_2d}
 
 # Settings for the toys, one per method: train_gan overrides. All use batches of 512 (on nets this
 # small a larger batch costs little time and gives the critic a steadier estimate) and, in
-# make_trainer, learning rates that fall linearly to 0 over the run (LinearDecay), so that
+# make_trainer, learning rates that fall linearly to 0 over the run (toy.LinearLRDecay), so that
 # samples settle inside the narrow modes at the end. Learning rate 1e-3 because the nets are tiny.
 #  * gan: the 2014 game with the non-saturating generator loss, one D step per G step, the usual
 #    Adam(0.5, 0.999) of DCGAN.
@@ -77,14 +78,14 @@ def make_trainer(method: str, mixture, seed: int = 0, callbacks=(), latent_dim: 
     """A :class:`~gan_tutorial.train.Trainer` for ``method`` on ``mixture`` (not yet trained).
 
     ``overrides`` are ``train_gan`` settings (``num_steps``, ``lr_D``, ``loss`` ...). With
-    ``lr_decay`` both learning rates fall linearly to 0 at ``num_steps`` (:class:`LinearDecay`).
+    ``lr_decay`` both learning rates fall linearly to 0 at ``num_steps`` (:class:`~gan_tutorial.toy.LinearLRDecay`).
     """
     net_G, net_D = toy_models(latent_dim, hidden, seed=seed, critic_hidden=critic_hidden)
     settings = dict(recipe(method), batch_size=TOY_BATCH_SIZE, seed=seed, progress=False, log_every=50)
     settings.update(overrides)
     callbacks = list(callbacks)
     if lr_decay:
-        callbacks.append(LinearDecay(settings.get("num_steps", 1000)))
+        callbacks.append(LinearLRDecay(final_factor=0.0))
     return Trainer(net_G, net_D, mixture, callbacks=callbacks, **settings)
 
 
@@ -193,33 +194,6 @@ class QualityTracker(Callback):
         self._count += 1
         if self._count % self.every == 0:
             self._measure(trainer)
-
-
-class LinearDecay(Callback):
-    """Lower both learning rates linearly from their start values to ``final`` x start at step
-    ``num_steps`` (updated at every log record). Large steps early find the modes quickly; small
-    steps late let the samples settle *inside* the narrow modes instead of jittering around them.
-    With a ``time_budget`` the schedule follows whichever runs out first, steps or seconds, so a
-    run cut short by the clock still ends at the small learning rate.
-    """
-
-    def __init__(self, num_steps: int, final: float = 0.0):
-        self.num_steps, self.final, self.start = num_steps, final, None
-
-    def on_train_begin(self, trainer):
-        if self.start is None:
-            self.start = [[g["lr"] for g in opt.param_groups] for opt in (trainer.opt_G, trainer.opt_D)]
-
-    def on_log(self, trainer, record):
-        frac = trainer.step / self.num_steps
-        budget = trainer.cfg.time_budget
-        if budget:
-            frac = max(frac, trainer.elapsed / budget)
-        frac = min(1.0, frac)
-        scale = 1.0 - (1.0 - self.final) * frac
-        for opt, lrs in zip((trainer.opt_G, trainer.opt_D), self.start):
-            for group, lr in zip(opt.param_groups, lrs):
-                group["lr"] = lr * scale
 
 
 # --------------------------------------------------------------------------- pictures
@@ -505,6 +479,6 @@ class Playground:
         plt.close(fig)
 
 
-__all__ = ["MIXTURES", "TOY_RECIPES", "TOY_BATCH_SIZE", "TOY_HIDDEN", "LinearDecay", "toy_models", "recipe", "make_trainer", "train_toy", "fit_critic",
+__all__ = ["MIXTURES", "TOY_RECIPES", "TOY_BATCH_SIZE", "TOY_HIDDEN", "toy_models", "recipe", "make_trainer", "train_toy", "fit_critic",
            "sliced_wasserstein", "evaluate", "QualityTracker", "critic_surface", "plot_critic_surface",
            "mode_collapse_experiment", "summarise", "format_table", "Playground"]

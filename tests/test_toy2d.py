@@ -194,22 +194,3 @@ def test_playground_builds_without_training_and_trains_on_press():
     pg.reset()
     assert pg.trainer is None
 
-
-def test_linear_decay_follows_the_clock_when_time_runs_out_first():
-    from types import SimpleNamespace
-
-    def fake_trainer(step, elapsed, budget):
-        opts = [SimpleNamespace(param_groups=[{"lr": 1e-3}]) for _ in range(2)]
-        return SimpleNamespace(step=step, elapsed=elapsed, cfg=SimpleNamespace(time_budget=budget),
-                               opt_G=opts[0], opt_D=opts[1])
-
-    for step, elapsed, budget, expected in [(100, 30.0, 60.0, 0.5e-3),    # half the time, 10 % of the steps
-                                            (500, 6.0, 60.0, 0.5e-3),     # half the steps, 10 % of the time
-                                            (100, 30.0, None, 0.9e-3),    # no budget: steps only
-                                            (2000, 1.0, None, 0.0)]:      # never below final
-        tr = fake_trainer(step, elapsed, budget)
-        decay = toy2d.LinearDecay(1000)
-        decay.on_train_begin(tr)
-        decay.on_log(tr, {})
-        assert tr.opt_G.param_groups[0]["lr"] == pytest.approx(expected)
-        assert tr.opt_D.param_groups[0]["lr"] == pytest.approx(expected)
