@@ -9,7 +9,7 @@
     python benchmarks/mode_collapse.py                       # everything (about 25 min on 2 CPU cores)
     python benchmarks/mode_collapse.py --skip-mnist --seeds 0 1 2 3 4
     python benchmarks/mode_collapse.py --skip-toys --budget 60 --dcgan
-    python benchmarks/mode_collapse.py --toy-budget 60       # what each toy run reaches in 60 s
+    python benchmarks/mode_collapse.py --sweep --seeds 0 1   # why the toy recipes use lr 3e-3 and lambda 1
 
 Targets (2 CPU cores): WGAN-GP covers 8/8 ring modes with >= 80 % high-quality samples within 60 s
 of training and >= 20 of the 25 grid modes; on MNIST it beats the MLP GAN's classifier FID at 180 s.
@@ -29,20 +29,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_tutorial import config, data, metrics, models, toy2d  # noqa: E402
+from gan_tutorial import config, data, losses, metrics, models, toy2d  # noqa: E402
 from gan_tutorial.train import Trainer  # noqa: E402
 
 # WGAN-GP with the MLP nets of notebook 02 (only the loss and the optimiser change): on a CPU it is
 # several times cheaper per step than the DCGAN critic of build_models("wgan-gp").
 MLP_WGAN_GP = dict(loss="wasserstein-gp", lr_G=5e-4, lr_D=5e-4, betas=(0.5, 0.9), k=5)
 NUM_EVAL = 2000          # generated and real images per classifier-FID estimate
+# The recipe sweep on the ring: (method, lambda of the gradient penalty, learning rate of both nets).
+SWEEP = [("gan", None, 1e-3), ("gan", None, 3e-3), ("wgan-gp", 10.0, 1e-3), ("wgan-gp", 1.0, 1e-3),
+         ("wgan-gp", 10.0, 3e-3), ("wgan-gp", 1.0, 3e-3), ("wgan-gp", 0.1, 3e-3)]
 
 
 def toy_part(args) -> dict:
-    print(f"== 2-D toys: seeds {args.seeds}, {args.steps} generator steps per run"
-          + (f", at most {args.toy_budget:.0f} s each" if args.toy_budget else ""))
-    rows = toy2d.mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8", "grid-25"),
-                                          seeds=args.seeds, num_steps=args.steps, time_budget=args.toy_budget)
+    print(f"== 2-D toys: seeds {args.seeds}; ring: {args.steps} generator steps or {args.toy_budget:.0f} s of "
+          f"training per run, whichever comes first; grid: {args.grid_steps} steps per run")
+    rows = toy2d.mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("ring-8",), seeds=args.seeds,
+                                          num_steps=args.steps, time_budget=args.toy_budget)
+    rows += toy2d.mode_collapse_experiment(methods=("gan", "wgan-gp"), mixtures=("grid-25",), seeds=args.seeds,
+                                           num_steps=args.grid_steps)
     print()
     print(toy2d.format_table(rows))
     summary = {(s["mixture"], s["method"]): s for s in toy2d.summarise(rows)}
@@ -55,6 +60,25 @@ def toy_part(args) -> dict:
         "grid-25: WGAN-GP >= 20 modes (mean over seeds)": summary[("grid-25", "wgan-gp")]["modes_mean"] >= 20,
     }
     return {"rows": rows, "summary": list(summary.values()), "checks": checks}
+
+
+def sweep_part(args) -> dict:
+    """The toy recipes' learning rate and lambda, varied one at a time on the ring (same steps, seeds)."""
+    print(f"== recipe sweep on ring-8: seeds {args.seeds}, {args.steps} generator steps per run")
+    print("| method | lambda | learning rate | modes covered (mean, min) | high-quality samples | time per run |")
+    print("|---|---|---|---|---|---|")
+    out = []
+    for method, gp_weight, lr in SWEEP:
+        overrides = dict(lr_G=lr, lr_D=lr)
+        if gp_weight is not None:
+            overrides["loss"] = losses.WassersteinLoss(gp_weight=gp_weight)
+        rows = toy2d.mode_collapse_experiment(methods=(method,), mixtures=("ring-8",), seeds=args.seeds,
+                                              num_steps=args.steps, verbose=False, **overrides)
+        s = toy2d.summarise(rows)[0]
+        print(f"| {method} | {gp_weight or '-'} | {lr:g} | {s['modes_mean']:.1f}/8 ({s['modes_min']}) | "
+              f"{100 * s['high_quality_mean']:.1f} % | {s['seconds_mean']:.1f} s |", flush=True)
+        out.append({"method": method, "gp_weight": gp_weight, "lr": lr, **s})
+    return {"rows": out}
 
 
 def train_for(name: str, net_G, net_D, settings: dict, mnist, real, classifier, budget: float, seed: int) -> dict:
@@ -103,11 +127,13 @@ def mnist_part(args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the 2-D runs (default 0 1 2)")
-    p.add_argument("--steps", type=int, default=3000, help="generator steps per 2-D run (default 3000)")
-    p.add_argument("--toy-budget", type=float, default=None, help="stop each 2-D run after this many seconds")
+    p.add_argument("--steps", type=int, default=2000, help="generator steps per ring (and sweep) run (default 2000)")
+    p.add_argument("--toy-budget", type=float, default=60.0, help="seconds of training per ring run (default 60)")
+    p.add_argument("--grid-steps", type=int, default=6000, help="generator steps per grid run (default 6000)")
     p.add_argument("--budget", type=float, default=180.0, help="seconds of MNIST training per model (default 180)")
     p.add_argument("--seed", type=int, default=0, help="seed of the MNIST runs")
     p.add_argument("--dcgan", action="store_true", help="also train build_models('wgan-gp') (DCGAN critic) on MNIST")
+    p.add_argument("--sweep", action="store_true", help="also sweep the toy recipes' learning rate and lambda")
     p.add_argument("--skip-toys", action="store_true")
     p.add_argument("--skip-mnist", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -122,6 +148,9 @@ def main(argv=None) -> int:
     if not args.skip_toys:
         results["toys"] = toy_part(args)
         checks.update(results["toys"]["checks"])
+        print()
+    if args.sweep:
+        results["sweep"] = sweep_part(args)
         print()
     if not args.skip_mnist:
         results["mnist"] = mnist_part(args)

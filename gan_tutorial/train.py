@@ -53,7 +53,7 @@ class TrainConfig:
     num_fixed: int = 64              # size of the fixed-noise batch used for snapshots
     checkpoint_path: str | None = None
     checkpoint_every: int = 0        # steps between checkpoints (0: only at the end, if a path is set)
-    time_budget: float | None = None  # seconds; training stops cleanly when it is spent
+    time_budget: float | None = None  # seconds; training stops cleanly before it is spent
     seed: int = 0
     progress: bool = True            # tqdm progress bar
     channels_last: bool = False
@@ -295,8 +295,10 @@ class Trainer:
                 for key, v in stats.items():
                     sums[key] = sums[key] + v if key in sums else v.clone()
                 count += 1
-                self.elapsed = time.perf_counter() - start
-                out_of_time = cfg.time_budget is not None and self.elapsed >= cfg.time_budget
+                now = time.perf_counter()
+                step_time, self.elapsed = now - (start + self.elapsed), now - start
+                # stop before a step that would likely end past the budget (the first step always runs)
+                out_of_time = cfg.time_budget is not None and self.elapsed + step_time > cfg.time_budget
                 last = self.step >= target or out_of_time
                 if self.step % cfg.log_every == 0 or last:
                     record = self._record(sums, count)

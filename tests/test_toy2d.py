@@ -29,7 +29,8 @@ def test_toy_models_shapes_and_no_sigmoid():
 
 
 def test_recipes_and_bad_method():
-    assert toy2d.recipe("wgan-gp")["loss"] == "wasserstein-gp" and toy2d.recipe("wgan-gp")["k"] == 5
+    r = toy2d.recipe("wgan-gp")
+    assert r["loss"].name == "wasserstein-gp" and r["loss"].gp_weight == 1.0 and r["k"] == 5
     assert toy2d.recipe("wgan")["loss"] == "wasserstein"
     r = toy2d.recipe("gan")
     r["k"] = 99  # a copy: the shared recipe is untouched

@@ -79,6 +79,15 @@ def test_time_budget_stops_early():
     assert 0 < tr.step < 10**7 and tr.history["step"][-1] == tr.step
 
 
+def test_time_budget_is_not_overrun(monkeypatch):
+    clock = iter(range(0, 10**6, 3))  # a fake clock: every reading is 3 s after the previous one
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    G, D = toy_nets()
+    tr = train.train_gan(G, D, data.gaussian_1d(), num_steps=10**7, time_budget=20.0, progress=False)
+    assert 1 < tr.step < 10**7
+    assert tr.elapsed <= 20.0 < tr.elapsed + tr.elapsed / tr.step  # one more step would have passed it
+
+
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     x = torch.randn(300, 1) * 0.5 + 2  # tensor data: the batch order is part of the checkpoint
     G1, D1 = toy_nets(seed=1)

@@ -47,9 +47,11 @@ def test_wasserstein_history_is_minus_the_critic_loss():
     h = trainer.history
     for key in ("wasserstein", "gp", "d_real", "d_fake"):
         assert len(h[key]) == 4
-    # with k = 1 each record is one critic step: loss_D = -(E f(x) - E f(G(z))) + 10 gp
+    # with k = 1 each record is one critic step: loss_D = -(E f(x) - E f(G(z))) + lambda gp
+    lam = trainer.loss_fn.gp_weight
+    assert lam == toy2d.recipe("wgan-gp")["loss"].gp_weight
     for loss_D, w, gp in zip(h["loss_D"], h["wasserstein"], h["gp"]):
-        assert loss_D == pytest.approx(-w + 10 * gp, rel=1e-5, abs=1e-6)
+        assert loss_D == pytest.approx(-w + lam * gp, rel=1e-5, abs=1e-6)
     for w, real, fake in zip(h["wasserstein"], h["d_real"], h["d_fake"]):
         assert w == pytest.approx(real - fake, rel=1e-5, abs=1e-6)
     assert all(g >= 0 for g in h["gp"])
