@@ -1,6 +1,6 @@
 """Time the style-transfer pieces of notebook 06 on this machine.
 
-    python benchmarks/style_transfer.py                  # 256-px transfer, 200 L-BFGS steps (full mode)
+    python benchmarks/style_transfer.py                  # 256-px transfer, 150 L-BFGS steps (full mode)
     python benchmarks/style_transfer.py --size 64 --steps 30 --threads 1
     python benchmarks/style_transfer.py --notebook       # execute notebook 06 and time it (fast mode)
 
@@ -70,7 +70,7 @@ def bench_notebook(fast: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--weights", default="auto", choices=["auto", "imagenet", "random"])
     parser.add_argument("--notebook", action="store_true", help="time the whole notebook instead")
