@@ -6,7 +6,7 @@
 2. MNIST: the MLP GAN of notebook 02 against WGAN-GP at the same wall-clock budget (``--budget``
    seconds of training each), compared with the classifier Fréchet distance (lower is better).
 
-    python benchmarks/mode_collapse.py                       # everything (about 25 min on 2 CPU cores)
+    python benchmarks/mode_collapse.py                       # everything (about 14 min on 2 idle CPU cores)
     python benchmarks/mode_collapse.py --skip-mnist --seeds 0 1 2 3 4
     python benchmarks/mode_collapse.py --skip-toys --budget 60 --dcgan
     python benchmarks/mode_collapse.py --sweep --seeds 0 1   # why the toy recipes use lr 3e-3 and lambda 1
