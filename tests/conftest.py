@@ -13,3 +13,30 @@ os.environ.setdefault("GAN_TUTORIAL_FAST", "1")
 _shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "GAN_TUTORIAL_DATA" not in os.environ and (_shared / "mnist").is_dir():
     os.environ["GAN_TUTORIAL_DATA"] = str(_shared)
+
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory):
+    """The trained MNIST classifier, once per session: the user's cache when it holds one, else trained here."""
+    from gan_tutorial import classifier, config, data
+
+    try:
+        mnist = data.load_mnist(verbose=False)
+    except data.DataNotFoundError:
+        pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
+    cached = config.cache_dir() / classifier.CACHE_NAME
+    path = cached if cached.is_file() else tmp_path_factory.getbasetemp() / "classifier_cache" / classifier.CACHE_NAME
+    return classifier.get_classifier(device="cpu", verbose=False, data=mnist, path=path)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: the 2-D nets are tiny, so it is as fast and does not fight other jobs."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

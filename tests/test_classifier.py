@@ -6,19 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_tutorial import classifier as C
-from gan_tutorial import config, data
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """The trained classifier, once per session: the user's cache when it holds one, else trained here."""
-    try:
-        mnist = data.load_mnist(verbose=False)
-    except data.DataNotFoundError:
-        pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
-    cached = config.cache_dir() / C.CACHE_NAME
-    path = cached if cached.is_file() else tmp_path_factory.getbasetemp() / "classifier_cache" / C.CACHE_NAME
-    return C.get_classifier(device="cpu", verbose=False, data=mnist, path=path)
+from gan_tutorial import data
 
 
 @pytest.fixture(scope="module")
@@ -189,16 +177,17 @@ def test_split_is_fixed(splits):
     assert torch.equal(holdout.labels, again_holdout.labels)
 
 
-def test_trained_classifier_accuracy(trained, splits):
+def test_trained_classifier_accuracy(trained_classifier, splits):
     _, holdout = splits
-    assert trained.holdout_accuracy >= 0.97
-    assert trained.accuracy(holdout.images, holdout.labels) == pytest.approx(trained.holdout_accuracy, abs=1e-6)
+    assert trained_classifier.holdout_accuracy >= 0.97
+    assert trained_classifier.accuracy(holdout.images, holdout.labels) == pytest.approx(
+        trained_classifier.holdout_accuracy, abs=1e-6)
 
 
-def test_trained_classifier_reads_32_and_64_px(trained, splits):
+def test_trained_classifier_reads_32_and_64_px(trained_classifier, splits):
     _, holdout = splits
     x = holdout.images[:500]
-    p28 = trained.predict(x)
-    assert torch.equal(trained.predict(data._resize(x, 32)), p28)  # exact inverse of the padding
-    agree64 = (trained.predict(data._resize(x, 64)) == p28).float().mean()
+    p28 = trained_classifier.predict(x)
+    assert torch.equal(trained_classifier.predict(data._resize(x, 32)), p28)  # exact inverse of the padding
+    agree64 = (trained_classifier.predict(data._resize(x, 64)) == p28).float().mean()
     assert agree64 >= 0.97

@@ -6,13 +6,7 @@ import torch
 from gan_tutorial import data, losses, metrics, toy2d, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The 2-D nets are tiny: one thread is as fast and does not fight other jobs for the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in conftest.py
 
 
 def critic_weights(net_D):
