@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import config
-from .models import RECIPES
+from .models import RECIPES, eval_mode
 
 DEFAULT_STEPS = (200, 10000)          # generator steps when neither --steps nor --epochs is given: (fast, full)
 EXAMPLES = """examples:
@@ -208,14 +208,12 @@ def generate(net_G, num_samples: int, seed: int = 0, labels=None, batch_size: in
     noise = torch.randn(num_samples, net_G.latent_dim, generator=torch.Generator().manual_seed(seed))
     if getattr(net_G, "num_classes", 0) and labels is None:
         labels = torch.arange(num_samples) % net_G.num_classes
-    was_training = net_G.training
-    net_G.eval()
     out = []
-    for i in range(0, num_samples, batch_size):
-        z = noise[i : i + batch_size].to(device)
-        y = None if labels is None else torch.as_tensor(labels)[i : i + batch_size].to(device)
-        out.append((net_G(z) if y is None else net_G(z, y)).float().cpu())
-    net_G.train(was_training)
+    with eval_mode(net_G):
+        for i in range(0, num_samples, batch_size):
+            z = noise[i : i + batch_size].to(device)
+            y = None if labels is None else torch.as_tensor(labels)[i : i + batch_size].to(device)
+            out.append((net_G(z) if y is None else net_G(z, y)).float().cpu())
     return torch.cat(out)
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .data import ImageData
-from .models import MLPDiscriminator, MLPGenerator, _activation, _Conditional, _shape
+from .models import MLPDiscriminator, MLPGenerator, _activation, _Conditional, _shape, eval_mode
 from .train import Callback
 
 
@@ -124,13 +124,9 @@ def generate(net_G, labels, noise=None, seed: int | None = None, batch_size: int
     if noise.shape != (n, dim):
         raise ValueError(f"noise must have shape ({n}, {dim}) for {n} labels, got {tuple(noise.shape)}")
     device = next(net_G.parameters()).device
-    was_training = net_G.training
-    net_G.eval()
-    try:
+    with eval_mode(net_G):
         out = [net_G(noise[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)).float().cpu()
                for i in range(0, n, batch_size)]
-    finally:
-        net_G.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 

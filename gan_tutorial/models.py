@@ -8,6 +8,7 @@ Each model keeps its constructor arguments in ``.hparams`` so a checkpoint can r
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -15,6 +16,20 @@ import torch.nn.functional as F
 
 _ACTIVATIONS = {"relu": lambda: nn.ReLU(), "gelu": lambda: nn.GELU(),
                 "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+
+
+@contextmanager
+def eval_mode(*nets: nn.Module):
+    """Run a block with ``nets`` in eval mode (batch norm uses its running statistics); each net's
+    own mode is restored afterwards, also when the block raises."""
+    modes = [net.training for net in nets]
+    for net in nets:
+        net.eval()
+    try:
+        yield
+    finally:
+        for net, mode in zip(nets, modes):
+            net.train(mode)
 
 
 def _activation(name: str) -> nn.Module:

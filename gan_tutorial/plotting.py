@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from .models import eval_mode
 from .train import Callback
 
 
@@ -179,10 +180,8 @@ def plot_interpolation(net_G, num_rows: int = 4, num_steps: int = 10, method: st
     device = next(net_G.parameters()).device
     ends = torch.randn(num_rows, 2, net_G.latent_dim, generator=g)
     z = torch.cat([interpolate_latents(a, b, num_steps, method) for a, b in ends]).to(device)
-    was_training = net_G.training
-    net_G.eval()
-    images = net_G(z).float().cpu()
-    net_G.train(was_training)
+    with eval_mode(net_G):
+        images = net_G(z).float().cpu()
     if ax is None:
         _, ax = plt.subplots(figsize=(num_steps * 0.7, num_rows * 0.75))
     show_grid(images, nrow=num_steps, ax=ax, title=title or f"{method} between random codes (left to right)")

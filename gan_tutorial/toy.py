@@ -21,6 +21,7 @@ import math
 
 import torch
 
+from .models import eval_mode
 from .train import Callback, train_gan
 
 
@@ -140,13 +141,9 @@ def kde(samples: torch.Tensor, x: torch.Tensor, bandwidth: float | None = None) 
 @torch.no_grad()
 def discriminator_on_grid(net_D, x: torch.Tensor) -> torch.Tensor:
     """``D(x) = sigmoid(net_D(x))`` on the grid, float64 on the CPU (net_D's mode is restored)."""
-    was_training = net_D.training
-    net_D.eval()
-    try:
+    with eval_mode(net_D):
         device = next(net_D.parameters()).device
         scores = net_D(torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1).to(device))
-    finally:
-        net_D.train(was_training)
     return torch.sigmoid(scores.double().cpu()).reshape(torch.as_tensor(x).shape)
 
 

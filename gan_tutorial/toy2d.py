@@ -26,7 +26,7 @@ import torch
 from . import data as _data
 from . import metrics
 from .losses import WassersteinLoss, get_loss
-from .models import MLPDiscriminator, MLPGenerator
+from .models import MLPDiscriminator, MLPGenerator, eval_mode
 from .toy import LinearLRDecay
 from .train import Callback, Trainer
 
@@ -213,10 +213,8 @@ def critic_surface(net_D, lim: float = 3.0, resolution: int = 120):
     gy, gx = torch.meshgrid(xs, xs, indexing="ij")
     points = torch.stack([gx.flatten(), gy.flatten()], dim=1)             # (R*R, 2)
     device = next(net_D.parameters(), torch.empty(0)).device
-    was_training = net_D.training
-    net_D.eval()
-    scores = net_D(points.to(device)).float().cpu().reshape(resolution, resolution)
-    net_D.train(was_training)
+    with eval_mode(net_D):
+        scores = net_D(points.to(device)).float().cpu().reshape(resolution, resolution)
     return xs, xs.clone(), scores
 
 

@@ -26,7 +26,7 @@ import torch
 from . import config
 from .data import ImageData, Mixture, TensorBatches
 from .losses import GANLoss, get_loss
-from .models import MODEL_CLASSES, rebuild
+from .models import MODEL_CLASSES, eval_mode, rebuild
 
 CHECKPOINT_FORMAT = "gan_tutorial-checkpoint-v1"
 
@@ -200,14 +200,11 @@ class Trainer:
     @torch.no_grad()
     def sample(self, n: int | None = None, labels=None, noise=None) -> torch.Tensor:
         """Generate with ``net_G`` in eval mode (float32, on the CPU). Fixed noise when ``n`` is None."""
-        was_training = self.net_G.training
-        self.net_G.eval()
         z = self.fixed_noise if noise is None and n is None else (noise if noise is not None else torch.randn(n, self.latent_dim, device=self.device))
         if self.num_classes and labels is None:
             labels = self.fixed_labels if n is None and noise is None else torch.arange(z.shape[0], device=self.device) % self.num_classes
-        with self._autocast():
+        with self._autocast(), eval_mode(self.net_G):
             out = self.net_G(z.to(self.device), labels) if self.num_classes else self.net_G(z.to(self.device))
-        self.net_G.train(was_training)
         return out.float().cpu()
 
     def _take_snapshot(self):

@@ -66,6 +66,7 @@ def latent_explorer(net_G, num_directions: int = 4, num_samples: int = 8, span: 
     import torch
 
     w = _widgets()
+    from .models import eval_mode
     from .plotting import show_grid
 
     if directions is None:
@@ -83,11 +84,8 @@ def latent_explorer(net_G, num_directions: int = 4, num_samples: int = 8, span: 
     @torch.no_grad()
     def images():
         shift = sum(s.value * d for s, d in zip(sliders, directions))
-        was_training = net_G.training
-        net_G.eval()
-        x = net_G((base + shift).to(device)).float().cpu()
-        net_G.train(was_training)
-        return x
+        with eval_mode(net_G):
+            return net_G((base + shift).to(device)).float().cpu()
 
     def render(change=None):
         with out:
@@ -125,6 +123,7 @@ def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: i
     import torch
 
     w = _widgets()
+    from .models import eval_mode
     from .plotting import interpolate_latents, show_grid
 
     num_classes = getattr(net_G, "num_classes", 0)
@@ -153,11 +152,8 @@ def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: i
     def images():
         z = state["paths"][slider.value].to(device)
         labels = torch.full((num_samples,), digit.value, dtype=torch.long, device=device)
-        was_training = net_G.training
-        net_G.eval()
-        x = net_G(z, labels).float().cpu()
-        net_G.train(was_training)
-        return x
+        with eval_mode(net_G):
+            return net_G(z, labels).float().cpu()
 
     def render(change=None):
         with out:

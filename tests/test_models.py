@@ -91,3 +91,19 @@ def test_build_models(name):
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
     with pytest.raises(ValueError, match="Choose one of"):
         models.build_models("vae")
+
+
+def test_eval_mode_restores_each_nets_mode_even_on_error():
+    a, b = models.MLPGenerator(4, (1, 4, 4)), models.MLPDiscriminator((1, 4, 4))
+    b.eval()                                                   # one training, one not
+    with models.eval_mode(a, b):
+        assert not a.training and not b.training
+    assert a.training and not b.training
+    with pytest.raises(RuntimeError):
+        with models.eval_mode(a):
+            raise RuntimeError("boom")
+    assert a.training
+    # batch norm uses its running statistics inside: one sample gives the same output alone or in a batch
+    z = torch.randn(3, 4)
+    with models.eval_mode(a), torch.no_grad():
+        assert torch.allclose(a(z[:1]), a(z)[:1], atol=1e-6)
