@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                                  channels_last=channels_last, device=args.device, **recipe)
         trainers[name].fit(5)  # warm-up: first steps allocate memory and pick kernels
     rates = {name: [] for name in SETTINGS}
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         for name, trainer in trainers.items():
             before_steps, before_time = trainer.step, trainer.elapsed
             trainer.fit(trainer.step + args.steps)

@@ -232,6 +232,9 @@ RECIPES = {
     "cgan": dict(loss="non-saturating", lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), k=1),
     "wgan-gp": dict(loss="wasserstein-gp", lr_G=1e-4, lr_D=1e-4, betas=(0.0, 0.9), k=5),
 }
+# WGAN-GP with the MLP nets of build_models("mlp") (notebook 05, benchmarks/mode_collapse.py): only the loss
+# and the optimiser change; the larger learning rate makes up for the fewer generator steps per second.
+MLP_WGAN_GP = dict(loss="wasserstein-gp", lr_G=5e-4, lr_D=5e-4, betas=(0.5, 0.9), k=5)
 
 
 def build_models(name: str, channels: int = 1, image_size: int = 28, latent_dim: int | None = None,

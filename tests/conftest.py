@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import matplotlib
+import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -13,10 +15,6 @@ os.environ.setdefault("GAN_TUTORIAL_FAST", "1")
 _shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "GAN_TUTORIAL_DATA" not in os.environ and (_shared / "mnist").is_dir():
     os.environ["GAN_TUTORIAL_DATA"] = str(_shared)
-
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
