@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-# The networks notebook 04 uses (its training settings are gan_tutorial.conditional.RECIPE).
-SETTINGS = dict(latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256))
+# The networks and settings notebook 04 uses: the registry's "cgan" (projection) and "cgan-concat" recipes.
+RECIPES = {"projection": "cgan", "concat": "cgan-concat"}
 
 
 def parse_args(argv=None):
@@ -59,16 +59,15 @@ def parse_args(argv=None):
 
 
 def train_cgan(disc, train_set, args, classifier=None, budget=None, max_steps=None, track_every=0):
-    from gan_tutorial import conditional, train_gan
+    from gan_tutorial import conditional, recipes, train_gan
 
     torch.manual_seed(args.seed)
-    net_G, net_D = conditional.build_cgan(disc, SETTINGS["latent_dim"], g_hidden=SETTINGS["g_hidden"],
-                                          d_hidden=SETTINGS["d_hidden"])
+    net_G, net_D, recipe = recipes.build(RECIPES[disc])
     callbacks = []
     if track_every and classifier is not None:
         callbacks.append(conditional.LabelAccuracyTracker(classifier, every=track_every, num=1000, seed=args.seed))
     cpu0, start = time.process_time(), time.perf_counter()
-    trainer = train_gan(net_G, net_D, (train_set.images, train_set.labels), **conditional.RECIPE,
+    trainer = train_gan(net_G, net_D, (train_set.images, train_set.labels), **recipe.train_kwargs(),
                         num_steps=max_steps or args.max_steps,
                         time_budget=budget, seed=args.seed, device=args.device, progress=False, log_every=100,
                         callbacks=callbacks)
@@ -80,7 +79,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from gan_tutorial import conditional, config, metrics, plotting
+    from gan_tutorial import conditional, config, metrics, plotting, recipes
     from gan_tutorial.classifier import get_classifier, mnist_splits
 
     out = Path(args.out)
@@ -95,7 +94,8 @@ def main(argv=None):
     print(f"reference classifier-FID, {len(holdout)} real training digits vs the held-out ones: {floor:.2f}")
 
     report = {"budget_s": args.budget, "threads": torch.get_num_threads(),
-              "settings": {**SETTINGS, **conditional.RECIPE},
+              "settings": {disc: {k: str(v) for k, v in recipes.get(name).settings.items()}
+                           for disc, name in RECIPES.items()},
               "classifier_holdout_accuracy": classifier.holdout_accuracy, "fid_real_vs_real": floor, "runs": []}
     trainers = {}
     for disc in args.disc:
@@ -103,10 +103,10 @@ def main(argv=None):
                                                     track_every=args.track_every)
         trainers[disc] = trainer
         labels = torch.arange(args.num_eval) % 10
-        fake = conditional.generate(trainer.net_G, labels, seed=args.seed)
+        fake = conditional.generate(trainer.sampling_G, labels, seed=args.seed)
         ev = metrics.evaluate_images(fake, holdout.images, classifier, labels=labels)
         per_class = [float((classifier.predict(fake[labels == c]) == c).float().mean()) for c in range(10)]
-        grid, _ = conditional.class_grid_samples(trainer.net_G, per_class=10, seed=args.seed)
+        grid, _ = conditional.class_grid_samples(trainer.sampling_G, per_class=10, seed=args.seed)
         plotting.save_grid(grid, out / f"cgan_{disc}_per_class.png", nrow=10)
         row = {"disc": disc, "steps": trainer.step, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
                "steps_per_s": round(trainer.step / seconds, 2), "label_accuracy": round(ev["label_accuracy"], 4),
@@ -119,7 +119,7 @@ def main(argv=None):
             print(f"  step {t['step']:>6d}  {t['seconds']:>6.1f} s  label accuracy {t['label_accuracy']:.1%}")
 
     if not args.skip_aug:
-        G_rest = trainers.get("projection", next(iter(trainers.values()))).net_G
+        G_rest = trainers.get("projection", next(iter(trainers.values()))).sampling_G
         small = conditional.balanced_subset(rest, args.aug_per_class, seed=args.seed)
         kw = dict(num_fake=args.aug_fake, seeds=tuple(args.aug_seeds), num_steps=args.aug_steps, device=device)
         start = time.perf_counter()
@@ -128,7 +128,7 @@ def main(argv=None):
             disc = "projection" if "projection" in trainers else args.disc[0]
             small_trainer, *_ = train_cgan(disc, small, args, max_steps=args.small_cgan_steps)
             aug[f"cGAN trained on the {len(small)} small-set images only"] = conditional.augmentation_experiment(
-                small, holdout, small_trainer.net_G, **kw)
+                small, holdout, small_trainer.sampling_G, **kw)
         report["augmentation"] = {"per_class": args.aug_per_class, "num_real": len(small), "num_fake": args.aug_fake,
                                   "seeds": args.aug_seeds, "classifier_steps": args.aug_steps, "results": aug,
                                   "seconds": round(time.perf_counter() - start, 1)}

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_tutorial import config, data, models  # noqa: E402
+from gan_tutorial import config, data, recipes  # noqa: E402
 from gan_tutorial.train import Trainer  # noqa: E402
 
 SETTINGS = {  # name: (width, channels_last); the first is notebook 03's choice
@@ -41,10 +41,9 @@ def main(argv=None) -> int:
     trainers = {}
     for name, (width, channels_last) in SETTINGS.items():
         torch.manual_seed(0)
-        net_G, net_D, recipe = models.build_models("dcgan", width=width)
-        recipe = {k: v for k, v in recipe.items() if k != "model"}
-        trainers[name] = Trainer(net_G, net_D, mnist, num_steps=10**9, batch_size=64, seed=0, progress=False,
-                                 channels_last=channels_last, device=args.device, **recipe)
+        net_G, net_D, recipe = recipes.build("dcgan", width=width)
+        trainers[name] = Trainer(net_G, net_D, mnist, recipe.config(num_steps=10**9, batch_size=64, seed=0, progress=False,
+                                 channels_last=channels_last, device=args.device))
         trainers[name].fit(5)  # warm-up: first steps allocate memory and pick kernels
     rates = {name: [] for name in SETTINGS}
     for _ in range(args.rounds):

@@ -30,11 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_tutorial import config, data, losses, metrics, models, toy2d  # noqa: E402
+from gan_tutorial import config, data, losses, metrics, models, recipes, toy2d  # noqa: E402
 from gan_tutorial.train import Trainer  # noqa: E402
 
 # --mnist-sweep: other WGAN-GP settings on MNIST, each with the same budget
-# (name, changes to models.MLP_WGAN_GP).
+# (name, changes to the "wgan-gp" recipe).
 MNIST_SWEEP = [("k=5, lr 1e-3", dict(lr_G=1e-3, lr_D=1e-3)), ("k=3, lr 1e-3", dict(k=3, lr_G=1e-3, lr_D=1e-3)),
                ("k=2", dict(k=2)), ("k=1", dict(k=1)), ("k=1, lr_D 4 x lr_G", dict(k=1, lr_G=2e-4, lr_D=8e-4))]
 NUM_EVAL = 2000          # generated and real images per classifier-FID estimate
@@ -107,20 +107,20 @@ def mnist_part(args) -> dict:
     classifier = get_classifier(device)
     real = mnist.images[:NUM_EVAL]
     runs = []
-    net_G, net_D, recipe = models.build_models("mlp")
-    runs.append(train_for("MLP GAN", net_G, net_D, {k: v for k, v in recipe.items() if k != "model"},
-                          mnist, real, classifier, args.budget, args.seed))
-    net_G, net_D, _ = models.build_models("mlp")
-    runs.append(train_for("WGAN-GP (MLP)", net_G, net_D, dict(models.MLP_WGAN_GP), mnist, real, classifier,
+    net_G, net_D, recipe = recipes.build("mlp")
+    runs.append(train_for("MLP GAN", net_G, net_D, recipe.train_kwargs(), mnist, real, classifier, args.budget,
+                          args.seed))
+    net_G, net_D, recipe = recipes.build("wgan-gp")
+    runs.append(train_for("WGAN-GP (MLP)", net_G, net_D, recipe.train_kwargs(), mnist, real, classifier,
                           args.budget, args.seed))
     if args.dcgan:
-        net_G, net_D, recipe = models.build_models("wgan-gp")
-        runs.append(train_for("WGAN-GP (DCGAN)", net_G, net_D, {k: v for k, v in recipe.items() if k != "model"},
-                              mnist, real, classifier, args.budget, args.seed))
+        net_G, net_D, recipe = recipes.build("wgan-gp-conv")
+        runs.append(train_for("WGAN-GP (DCGAN)", net_G, net_D, recipe.train_kwargs(), mnist, real, classifier,
+                              args.budget, args.seed))
     if args.mnist_sweep:
         for label, changes in MNIST_SWEEP:
-            net_G, net_D, _ = models.build_models("mlp")
-            settings = dict(models.MLP_WGAN_GP, **changes)
+            net_G, net_D, recipe = recipes.build("wgan-gp")
+            settings = recipe.train_kwargs(**changes)
             runs.append(train_for(f"WGAN-GP (MLP), {label}", net_G, net_D, settings, mnist, real, classifier,
                                   args.budget, args.seed))
     print()
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--grid-steps", type=int, default=6000, help="generator steps per grid run (default 6000)")
     p.add_argument("--budget", type=float, default=180.0, help="seconds of MNIST training per model (default 180)")
     p.add_argument("--seed", type=int, default=0, help="seed of the MNIST runs")
-    p.add_argument("--dcgan", action="store_true", help="also train build_models('wgan-gp') (DCGAN critic) on MNIST")
+    p.add_argument("--dcgan", action="store_true", help="also train the 'wgan-gp-conv' recipe (DCGAN critic) on MNIST")
     p.add_argument("--mnist-sweep", action="store_true", help="also train other WGAN-GP settings on MNIST")
     p.add_argument("--sweep", action="store_true", help="also sweep the toy recipes' learning rate and lambda")
     p.add_argument("--skip-toys", action="store_true")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from . import config
-from .models import RECIPES, eval_mode
+from . import config, recipes
+from .models import generate
 
 DEFAULT_STEPS = (200, 10000)          # generator steps when neither --steps nor --epochs is given: (fast, full)
 EXAMPLES = """examples:
@@ -95,10 +95,9 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
                     "DIR/<model>_samples.png (samples from a fixed batch of noise). Training stops at "
                     "--steps / --epochs or when --time-budget runs out, whichever comes first.",
         formatter_class=_HelpFormatter)
-    t.add_argument("--model", required=True, choices=list(RECIPES),
-                   help="mlp: fully connected G and D; dcgan: convolutional; cgan: conditional MLP "
-                        "(draws a chosen digit); wgan-gp: DCGAN critic trained with the Wasserstein "
-                        "loss and gradient penalty")
+    t.add_argument("--model", choices=recipes.names("mnist"), metavar="NAME",
+                   help="a recipe: " + ", ".join(recipes.names("mnist")) + " (--list describes them)")
+    t.add_argument("--list", action="store_true", help="print the recipes with their measured results and exit")
     t.add_argument("--dataset", default="mnist", choices=["mnist"], help="training images")
     t.add_argument("--out", default="runs", metavar="DIR", help="folder for the checkpoint and sample grid")
     budget = t.add_mutually_exclusive_group()
@@ -108,10 +107,12 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
                         help="passes of the discriminator over the data, converted to generator steps "
                              "(ceil(E * images / (batch size * k)); k = 5 critic steps for wgan-gp)")
     t.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
-                   help="stop cleanly after this many seconds of training (the checkpoint is written)")
-    t.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="images per minibatch")
-    t.add_argument("--lr", type=_positive_float, metavar="LR",
-                   help="learning rate of both nets (default: the model's recipe: 2e-4, or 1e-4 for wgan-gp)")
+                   help="stop cleanly once the run's training time reaches this many seconds (the checkpoint is "
+                        "written); with --resume it counts the time already trained too")
+    t.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per minibatch (default: the recipe's)")
+    t.add_argument("--lr", type=_positive_float, metavar="LR", help="learning rate of both nets (default: the recipe's)")
+    t.add_argument("--ema-decay", type=float, metavar="D",
+                   help="decay of the generator's weight average, e.g. 0.999; 0 switches it off (default: the recipe's)")
     t.add_argument("--image-size", type=_positive_int, default=28, metavar="PX",
                    help="image side in pixels: 28, 32 or 64 for dcgan/wgan-gp; any size >= 8 for mlp/cgan")
     t.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision on a GPU (default: float32 throughout)")
@@ -122,7 +123,8 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=_positive_int, default=50, metavar="N", help="steps between loss records")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if it is not on disk")
     t.add_argument("--resume", action="store_true",
-                   help="continue from DIR/<model>.pt (same model and settings) up to the new --steps")
+                   help="continue from DIR/<model>.pt (same model and settings) up to the new --steps or --time-budget "
+                        "(both count the whole run, including what was trained before)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser(
@@ -139,6 +141,7 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     s.add_argument("--nrow", type=_positive_int, metavar="K", help="images per row in a .png (default: about sqrt(N))")
     s.add_argument("--device", default=None, help=device_help)
     s.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator even when the run kept an EMA copy")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser(
@@ -156,6 +159,7 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, help=device_help)
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise")
     e.add_argument("--download", action="store_true", help="download MNIST with torchvision if it is not on disk")
+    e.add_argument("--no-ema", action="store_true", help="measure the raw generator even when the run kept an EMA copy")
     e.set_defaults(func=cmd_evaluate)
     return parser
 
@@ -179,59 +183,58 @@ def _load_mnist(image_size: int, download: bool, verbose: bool = True):
                         "and set GAN_TUTORIAL_DATA=DIR.") from None
 
 
-def _load_models(path, device):
-    from .train import load_checkpoint, models_from_checkpoint
+def _load_models(path, device, ema: bool = True):
+    from .checkpoints import load, models_from_checkpoint
 
     try:
-        ckpt = load_checkpoint(path)
+        ckpt = load(path)
     except FileNotFoundError:
         raise UserError(f"no checkpoint at {path}. Fix: check --checkpoint, or train one with "
                         "`python -m gan_tutorial train --model dcgan --out DIR`.") from None
     except ValueError as e:
         raise UserError(f"{e}".replace("\n", " ")) from None
     try:
-        net_G, _ = models_from_checkpoint(ckpt, device=device)
+        net_G, _ = models_from_checkpoint(ckpt, device=device, ema=ema)   # the EMA weights when the run kept them
     except Exception as e:  # a checkpoint of the right format whose contents do not fit
-        raise UserError(f"{path} does not hold models this version can rebuild ({type(e).__name__}). "
-                        "Fix: train again with this version of gan_tutorial.") from None
+        what = f"a {ckpt.get('recipe')} checkpoint" if ckpt.get("recipe") else f"a {ckpt['G'].get('class')}"
+        raise UserError(f"{path} holds {what} that this version cannot rebuild ({type(e).__name__}: "
+                        f"{str(e)[:120]}). Fix: train it again with this version "
+                        "(python -m gan_tutorial train --model NAME).") from None
     return net_G, ckpt
-
-
-@torch.no_grad()
-def generate(net_G, num_samples: int, seed: int = 0, labels=None, batch_size: int = 500) -> torch.Tensor:
-    """``num_samples`` images from ``net_G`` in eval mode, as a float32 CPU tensor in [-1, 1].
-
-    The noise is drawn on the CPU from ``seed``, so the same seed gives the same images on any
-    device. Conditional generators get ``labels`` (default ``0, 1, ..., 9, 0, ...``).
-    """
-    device = next(net_G.parameters()).device
-    noise = torch.randn(num_samples, net_G.latent_dim, generator=torch.Generator().manual_seed(seed))
-    if getattr(net_G, "num_classes", 0) and labels is None:
-        labels = torch.arange(num_samples) % net_G.num_classes
-    out = []
-    with eval_mode(net_G):
-        for i in range(0, num_samples, batch_size):
-            z = noise[i : i + batch_size].to(device)
-            y = None if labels is None else torch.as_tensor(labels)[i : i + batch_size].to(device)
-            out.append((net_G(z) if y is None else net_G(z, y)).float().cpu())
-    return torch.cat(out)
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _check_resume(path, name: str) -> None:
+    from .checkpoints import load
+
+    written_by = load(path).get("recipe")
+    if written_by and written_by != name:
+        raise UserError(f"{path} was trained with the {written_by!r} recipe, not {name!r}. Fix: resume with "
+                        f"--model {written_by}, or start a new run in another --out folder.")
+
+
 # --------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    from .models import build_models
     from .train import Trainer, TrainingDiverged
 
+    if args.list:
+        _say("Recipes (python -m gan_tutorial train --model NAME):\n" + recipes.table("mnist"))
+        return 0
+    if args.model is None:
+        raise UserError("--model is required; one of: " + ", ".join(recipes.names("mnist"))
+                        + " (--list describes them).")
+    recipe = recipes.get(args.model)
     device = _device(args.device)
     if args.image_size < 8:
         raise UserError(f"--image-size {args.image_size} is too small; use 28, 32 or 64.")
+    if args.ema_decay is not None and not 0 <= args.ema_decay < 1:
+        raise UserError(f"--ema-decay {args.ema_decay:g} must be in [0, 1): e.g. 0.999, or 0 to switch EMA off.")
     config.seed_everything(args.seed)
     try:
-        net_G, net_D, recipe = build_models(args.model, channels=1, image_size=args.image_size)
+        net_G, net_D = recipe.build(channels=1, image_size=args.image_size)
     except ValueError as e:
         raise UserError(f"{e} (--model {args.model} --image-size {args.image_size})") from None
     out = Path(args.out)
@@ -244,33 +247,46 @@ def cmd_train(args) -> int:
                         "Fix: drop --resume, or point --out to the folder of the earlier run.")
     _say(config.describe(device))
     mnist = _load_mnist(args.image_size, args.download)
-    k = recipe["k"]
+    settings = recipe.train_kwargs()
+    if args.batch_size is not None:
+        settings["batch_size"] = args.batch_size
+    if args.lr is not None:
+        settings["lr_G"] = settings["lr_D"] = args.lr
+    if args.ema_decay is not None:
+        settings["ema_decay"] = args.ema_decay or None
+    k, batch_size = settings["k"], settings["batch_size"]
     if args.steps is not None:
         num_steps = args.steps
     elif args.epochs is not None:
-        num_steps = max(1, math.ceil(args.epochs * len(mnist) / (args.batch_size * k)))
+        num_steps = max(1, math.ceil(args.epochs * len(mnist) / (batch_size * k)))
     else:
         num_steps = config.pick(*DEFAULT_STEPS)
-    if args.batch_size > len(mnist):
-        raise UserError(f"--batch-size {args.batch_size} is larger than the dataset ({len(mnist)} images).")
-    lr_G = args.lr if args.lr is not None else recipe["lr_G"]
-    lr_D = args.lr if args.lr is not None else recipe["lr_D"]
+    if batch_size > len(mnist):
+        raise UserError(f"--batch-size {batch_size} is larger than the dataset ({len(mnist)} images).")
+    settings.update(num_steps=num_steps, device=str(device), amp=args.amp, log_every=args.log_every,
+                    checkpoint_path=str(ckpt_path), checkpoint_every=args.checkpoint_every,
+                    time_budget=args.time_budget, seed=args.seed, progress=True)
     try:
-        trainer = Trainer(net_G, net_D, mnist, num_steps=num_steps, batch_size=args.batch_size, k=k,
-                          lr_G=lr_G, lr_D=lr_D, betas=recipe["betas"], loss=recipe["loss"], device=str(device),
-                          amp=args.amp, log_every=args.log_every, checkpoint_path=str(ckpt_path),
-                          checkpoint_every=args.checkpoint_every, time_budget=args.time_budget,
-                          seed=args.seed, progress=True)
+        trainer = Trainer(net_G, net_D, mnist, recipe=recipe.name, **settings)
         if args.resume:
+            _check_resume(ckpt_path, recipe.name)
             trainer.load_checkpoint(ckpt_path)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e).replace("\n", " ")) from None
     budget = f", time budget {args.time_budget:g} s" if args.time_budget else ""
     start_step = trainer.step
-    _say(f"Training {args.model} ({recipe['loss']} loss, k={k}, lr_G={lr_G:g}, lr_D={lr_D:g}) "
-         f"on {len(mnist):,} images of {args.image_size} px: up to {num_steps:,} generator steps{budget}.")
+    ema = f", EMA {settings['ema_decay']:g}" if settings.get("ema_decay") else ""
+    _say(f"Training {args.model} ({trainer.loss_fn.name} loss, k={k}, lr_G={settings['lr_G']:g}, "
+         f"lr_D={settings['lr_D']:g}, batch {batch_size}{ema}) on {len(mnist):,} images of {args.image_size} px: "
+         f"up to {num_steps:,} generator steps{budget}.")
     if start_step:
-        _say(f"Resuming from step {start_step:,}.")
+        left = f"{max(0.0, args.time_budget - trainer.elapsed):.0f} s" if args.time_budget else "no time limit"
+        _say(f"Resuming from step {start_step:,} after {trainer.elapsed:.0f} s of training; --steps and "
+             f"--time-budget count the whole run, so {max(0, num_steps - start_step):,} steps and {left} remain.")
+        if start_step >= num_steps or (args.time_budget and trainer.elapsed >= args.time_budget):
+            raise UserError(f"{ckpt_path} has already trained {start_step:,} steps in {trainer.elapsed:.0f} s, which "
+                            "meets --steps/--time-budget (they count the whole run). Fix: pass a larger --steps "
+                            "or --time-budget.")
     started = time.perf_counter()
     try:
         trainer.fit()
@@ -286,7 +302,7 @@ def cmd_train(args) -> int:
     grid_path = out / f"{args.model}_samples.png"
     from .plotting import save_grid
 
-    save_grid(trainer.sample(), grid_path)
+    save_grid(trainer.sample(), grid_path)   # the EMA generator when the recipe keeps one
     last = {key: trainer.history[key][-1] for key in ("loss_D", "loss_G") if trainer.history.get(key)}
     losses = ", ".join(f"{key} {value:.3f}" for key, value in last.items())
     _say(f"Trained {trainer.step - start_step:,} steps (now at step {trainer.step:,}) in {seconds:.0f} s"
@@ -302,7 +318,7 @@ def cmd_sample(args) -> int:
     if out.suffix.lower() not in (".pt", ".png"):
         raise UserError(f"--out {args.out}: use a file name ending in .pt (tensors) or .png (a grid).")
     device = _device(args.device)
-    net_G, ckpt = _load_models(args.checkpoint, device)
+    net_G, ckpt = _load_models(args.checkpoint, device, ema=not args.no_ema)
     num_classes = getattr(net_G, "num_classes", 0)
     labels = None
     if args.label is not None:
@@ -340,7 +356,7 @@ def cmd_evaluate(args) -> int:
     num_samples = args.num_samples or config.pick(500, 2000)
     if num_samples < 2:
         raise UserError("--num-samples must be at least 2 (a covariance needs two images).")
-    net_G, ckpt = _load_models(args.checkpoint, device)
+    net_G, ckpt = _load_models(args.checkpoint, device, ema=not args.no_ema)
     probe = generate(net_G, 2, seed=args.seed)
     if probe.dim() != 4 or probe.shape[1] != 1:
         raise UserError(f"{args.checkpoint} makes images of shape {tuple(probe.shape[1:])}; evaluate measures "
@@ -360,7 +376,9 @@ def cmd_evaluate(args) -> int:
     reference = metrics.classifier_fid(holdout.images[:half], holdout.images[half:], clf)
     real_confidence = metrics.class_histogram(holdout.images, clf)["mean_confidence"]
     rarest = min(range(10), key=lambda d: result["counts"][d])
-    _say(f"Evaluated {args.checkpoint} ({type(net_G).__name__}, step {ckpt['step']:,}): {num_samples:,} samples "
+    weights = "EMA" if ckpt.get("G_ema") and not args.no_ema else "raw"
+    _say(f"Evaluated {args.checkpoint} ({type(net_G).__name__}, {weights} weights, step {ckpt['step']:,}): "
+         f"{num_samples:,} samples "
          f"vs {len(holdout):,} held-out real MNIST images, {image_size} px")
     _say(f"  classifier FID     {result['fid']:10.2f}   lower is better; two halves of the real held-out "
          f"images ({half:,} each) score {reference:.2f}")
@@ -376,6 +394,7 @@ def cmd_evaluate(args) -> int:
     _say("  digit counts       " + "  ".join(f"{d}:{c}" for d, c in enumerate(result["counts"])))
     if args.json:
         record = {"checkpoint": str(args.checkpoint), "step": int(ckpt["step"]), "generator": type(net_G).__name__,
+                  "recipe": ckpt.get("recipe"), "weights": weights,
                   "image_size": int(image_size), "seed": args.seed, "reference_fid_real_halves": reference,
                   "reference_mean_confidence": real_confidence,
                   "classifier_holdout_accuracy": clf.holdout_accuracy, **result}
@@ -392,10 +411,14 @@ def main(argv=None, prog: str = "gan-tutorial") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
+        try:
+            config.fast_mode()   # a bad GAN_TUTORIAL_FAST is a one-line error here, not a traceback later
+        except ValueError as e:
+            raise UserError(str(e)) from None
         return args.func(args)
     except UserError as e:
         print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-__all__ = ["main", "build_parser", "generate", "UserError"]
+__all__ = ["main", "build_parser", "UserError"]

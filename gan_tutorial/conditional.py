@@ -22,45 +22,8 @@ import torch
 import torch.nn as nn
 
 from .data import ImageData
-from .models import MLPDiscriminator, MLPGenerator, _activation, _Conditional, _shape, eval_mode
+from .models import MLPDiscriminator, MLPGenerator, ProjectionMLPDiscriminator, generate as _generate
 from .train import Callback
-
-
-class ProjectionMLPDiscriminator(_Conditional):
-    """Projection discriminator on an MLP: ``x (B, *in_shape), y (B,) -> score (B,)``.
-
-    ``phi(x)`` is an MLP (LeakyReLU(0.2), no normalisation) giving ``(B, F)`` features with
-    ``F = hidden[-1]``. The score is the unconditional part ``w . phi(x) + b`` plus the
-    label-dependent part ``e_y . phi(x)``, where ``e_y`` is row ``y`` of a learned ``(num_classes, F)``
-    table. Compared with concatenating a one-hot label to 784 pixels, the label here acts on
-    every feature at once, so the discriminator uses it from the first steps. No Sigmoid.
-    """
-
-    def __init__(self, in_shape=(1, 28, 28), hidden=(512, 256), num_classes=10, activation="leaky_relu"):
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError("a projection discriminator needs num_classes >= 1; use models.MLPDiscriminator "
-                             "for an unconditional one")
-        self.hparams = dict(in_shape=list(_shape(in_shape)), hidden=list(hidden), num_classes=num_classes,
-                            activation=activation)
-        self.num_classes, self.in_shape = num_classes, _shape(in_shape)
-        layers, width = [], math.prod(self.in_shape)
-        for h in hidden:
-            layers += [nn.Linear(width, h), _activation(activation)]
-            width = h
-        self.features = nn.Sequential(*layers)            # (B, F)
-        self.head = nn.Linear(width, 1)                   # w . phi(x) + b
-        self.embed = nn.Embedding(num_classes, width)     # e_y, one row per class
-        nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(width))  # the scale of a Linear layer's weights
-
-    def forward(self, x, labels=None):
-        if x.dim() < 2 or tuple(x.shape[1:]) != self.in_shape:
-            raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, self.in_shape))}), "
-                             f"got {tuple(x.shape)}")
-        y = self._one_hot(labels, x.shape[0], x.device)   # checks the labels, (B, num_classes)
-        h = self.features(x.reshape(x.shape[0], -1))      # (B, F)
-        e = y.to(h.dtype) @ self.embed.weight.to(h.dtype)  # (B, F): e_y for each sample
-        return self.head(h).view(-1) + (h * e).sum(dim=1)  # (B,)
 
 
 # Training settings for build_cgan's pair on MNIST (train_gan keyword arguments). Twice the learning
@@ -104,30 +67,18 @@ def _check_conditional(net_G) -> int:
     return k
 
 
-@torch.no_grad()
 def generate(net_G, labels, noise=None, seed: int | None = None, batch_size: int = 500) -> torch.Tensor:
-    """Images for the given labels from a conditional generator, in eval mode, as a CPU tensor.
-
-    ``labels``: ``(N,)`` integers; ``noise``: ``(N, latent_dim)`` or ``None`` for fresh noise
-    (drawn from a generator seeded with ``seed`` when given). The generator's train/eval state is
-    restored afterwards.
-    """
+    """Images for the given labels from a conditional generator (``models.generate`` with the labels
+    first): ``labels`` ``(N,)`` integers; ``noise`` ``(N, latent_dim)`` or ``None`` for fresh noise
+    (seeded with ``seed`` when given). Eval mode; a CPU tensor."""
     k = _check_conditional(net_G)
     labels = torch.as_tensor(labels).long().reshape(-1).cpu()
     if labels.numel() and (labels.min() < 0 or labels.max() >= k):
         raise ValueError(f"labels must be in [0, {k - 1}], got {int(labels.min())}..{int(labels.max())}")
-    n, dim = labels.shape[0], _latent_dim(net_G)
-    if noise is None:
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        noise = torch.randn(n, dim, generator=gen)
-    noise = torch.as_tensor(noise, dtype=torch.float32).cpu()
-    if noise.shape != (n, dim):
-        raise ValueError(f"noise must have shape ({n}, {dim}) for {n} labels, got {tuple(noise.shape)}")
-    device = next(net_G.parameters()).device
-    with eval_mode(net_G):
-        out = [net_G(noise[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)).float().cpu()
-               for i in range(0, n, batch_size)]
-    return torch.cat(out) if out else torch.empty(0)
+    if noise is not None and tuple(torch.as_tensor(noise).shape) != (labels.shape[0], _latent_dim(net_G)):
+        raise ValueError(f"noise must have shape ({labels.shape[0]}, {_latent_dim(net_G)}) for {labels.shape[0]} "
+                         f"labels, got {tuple(torch.as_tensor(noise).shape)}")
+    return _generate(net_G, labels.shape[0], noise=noise, labels=labels, seed=seed, batch_size=batch_size)
 
 
 def class_grid_samples(net_G, per_class: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,7 +51,7 @@ def wasserstein_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None, *,
-                     generator: torch.Generator | None = None, scaler=None) -> torch.Tensor:
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """WGAN-GP penalty ``E[(||grad_x f(x_hat)||_2 - 1)^2]`` at ``x_hat = a x + (1 - a) G(z)``.
 
     * ``a`` is ONE uniform number per sample (shape ``(B, 1, 1, ...)``), not per pixel;
@@ -59,9 +59,17 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None
     * ``create_graph=True`` so the penalty itself can be back-propagated;
     * the norm is computed as ``sqrt(sum g^2 + 1e-12)``, finite (with a finite gradient) at g = 0.
 
-    Under fp16 autocast pass the ``GradScaler`` as ``scaler``: the gradient is taken of the scaled
-    output and unscaled before the norm, the pattern in PyTorch's AMP notes. Returns a scalar
-    (not yet multiplied by lambda).
+    Mixed precision: under autocast the input gradient is taken of the *unscaled* score sum, and
+    its norm is computed in float32. Do not multiply the scores by a ``GradScaler``'s scale first
+    (the pattern in PyTorch's AMP notes): the scale starts at 2**16 = 65,536, above float16's
+    largest number (65,504), so the backward pass overflows to inf and the penalty becomes NaN.
+    Unscaled, the gradient's entries are about ``||grad|| / sqrt(numel)`` -- small but well inside
+    float16's range where it matters, near the norm of 1 the penalty aims at -- so nothing is lost.
+    The training loop still scales the total loss (penalty included) for the weights' backward pass,
+    and the scaler skips any step whose weight gradients overflow.
+
+    A ``torch.compile``-d critic is run without compilation here: compiled graphs do not support the
+    double backward this penalty needs. Returns a scalar (not yet multiplied by lambda).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
@@ -69,13 +77,9 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None
     alpha = torch.rand((b,) + (1,) * (real.dim() - 1), device=real.device, generator=generator,
                        dtype=real.dtype)
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    critic = getattr(critic, "_orig_mod", critic)  # the eager module behind a torch.compile wrapper
     scores = critic(x_hat) if labels is None else critic(x_hat, labels)
-    out = scores.sum()
-    if scaler is not None:
-        out = scaler.scale(out)
-    (grad,) = torch.autograd.grad(out, x_hat, create_graph=True)
-    if scaler is not None:
-        grad = grad / scaler.get_scale()
+    (grad,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
     grad = grad.float().reshape(b, -1)
     norm = torch.sqrt(grad.pow(2).sum(dim=1) + 1e-12)
     return ((norm - 1.0) ** 2).mean()
@@ -109,12 +113,17 @@ def _call(net_D, x, labels):
     return net_D(x) if labels is None else net_D(x, labels)
 
 
-class MinimaxLoss(GANLoss):
-    """The 2014 paper's game; ``generator_loss`` 'minimax' (saturating) or 'non-saturating'."""
+class StandardGANLoss(GANLoss):
+    """The 2014 paper's game: D trained with binary cross-entropy, G with ``generator_loss``
+    ``"non-saturating"`` (the default, ``-E[log D(G(z))]``) or ``"minimax"`` (the saturating
+    ``E[log(1 - D(G(z)))]`` of the paper's value function)."""
 
-    def __init__(self, saturating: bool = False, label_smoothing: float = 0.0):
-        self.saturating, self.label_smoothing = saturating, label_smoothing
-        self.name = "minimax" if saturating else "non-saturating"
+    def __init__(self, generator_loss: str = "non-saturating", label_smoothing: float = 0.0):
+        if generator_loss not in ("non-saturating", "minimax"):
+            raise ValueError(f"generator_loss must be 'non-saturating' or 'minimax', got {generator_loss!r}")
+        self.generator_loss, self.label_smoothing = generator_loss, label_smoothing
+        self.saturating = generator_loss == "minimax"
+        self.name = generator_loss
         d_loss(torch.zeros(1), torch.zeros(1), label_smoothing)  # validates label_smoothing early
 
     def discriminator(self, net_D, real, fake, labels=None, **kw):
@@ -130,7 +139,7 @@ class MinimaxLoss(GANLoss):
         return loss, {"d_fake_g": torch.sigmoid(s_fake.detach().float()).mean()}
 
     def __repr__(self) -> str:
-        return f"MinimaxLoss(saturating={self.saturating}, label_smoothing={self.label_smoothing})"
+        return f"StandardGANLoss(generator_loss={self.generator_loss!r}, label_smoothing={self.label_smoothing})"
 
 
 class WassersteinLoss(GANLoss):
@@ -146,13 +155,13 @@ class WassersteinLoss(GANLoss):
         self.gp_weight, self.clip = gp_weight, clip
         self.name = "wasserstein-gp" if gp_weight > 0 else "wasserstein"
 
-    def discriminator(self, net_D, real, fake, labels=None, generator=None, scaler=None, **kw):
+    def discriminator(self, net_D, real, fake, labels=None, generator=None, **kw):
         s_real, s_fake = _call(net_D, real, labels), _call(net_D, fake, labels)
         loss = wasserstein_critic_loss(s_real, s_fake)
         stats = {"d_real": s_real.detach().float().mean(), "d_fake": s_fake.detach().float().mean(),
                  "wasserstein": -loss.detach().float()}
         if self.gp_weight > 0:
-            gp = gradient_penalty(net_D, real, fake, labels, generator=generator, scaler=scaler)
+            gp = gradient_penalty(net_D, real, fake, labels, generator=generator)
             loss = loss + self.gp_weight * gp
             stats["gp"] = gp.detach()
         return loss, stats
@@ -172,9 +181,9 @@ class WassersteinLoss(GANLoss):
 
 
 LOSSES = {
-    "minimax": lambda **kw: MinimaxLoss(saturating=True, **kw),
-    "saturating": lambda **kw: MinimaxLoss(saturating=True, **kw),
-    "non-saturating": lambda **kw: MinimaxLoss(saturating=False, **kw),
+    "minimax": lambda **kw: StandardGANLoss("minimax", **kw),
+    "saturating": lambda **kw: StandardGANLoss("minimax", **kw),
+    "non-saturating": lambda **kw: StandardGANLoss("non-saturating", **kw),
     "wasserstein": lambda **kw: WassersteinLoss(clip=kw.pop("clip", 0.01), **kw),
     "wasserstein-gp": lambda **kw: WassersteinLoss(gp_weight=kw.pop("gp_weight", 10.0), **kw),
 }

@@ -32,6 +32,43 @@ def eval_mode(*nets: nn.Module):
             net.train(mode)
 
 
+@torch.no_grad()
+def generate(net_G: nn.Module, num: int | None = None, *, noise=None, labels=None, seed: int | None = None,
+             batch_size: int = 500) -> torch.Tensor:
+    """Samples from ``net_G`` in eval mode, as a float32 CPU tensor; the net's mode is restored.
+
+    ``noise``: ``(N, latent_dim)``, or ``None`` for ``num`` fresh vectors drawn on the CPU (from a
+    generator seeded with ``seed`` when given, else from torch's global RNG), so the same seed gives
+    the same images on any device. ``labels`` (conditional generators only): ``(N,)`` integers,
+    default ``0, 1, ..., K-1, 0, ...``. The one place the package draws samples from a generator.
+    """
+    dim = getattr(net_G, "latent_dim", None)
+    if dim is None:
+        raise ValueError("net_G needs a .latent_dim attribute (all gan_tutorial generators have one)")
+    device = next(net_G.parameters()).device
+    if noise is None:
+        if num is None:
+            raise ValueError("pass num (how many samples) or noise")
+        noise = torch.randn(num, dim, generator=None if seed is None else torch.Generator().manual_seed(seed))
+    noise = torch.as_tensor(noise, dtype=torch.float32)
+    if noise.dim() != 2 or noise.shape[1] != dim:
+        raise ValueError(f"noise must have shape (N, {dim}), got {tuple(noise.shape)}")
+    k = getattr(net_G, "num_classes", 0)
+    if k and labels is None:
+        labels = torch.arange(noise.shape[0]) % k
+    if labels is not None:
+        labels = torch.as_tensor(labels).long().reshape(-1)
+        if labels.shape[0] != noise.shape[0]:
+            raise ValueError(f"got {labels.shape[0]} labels for {noise.shape[0]} noise vectors")
+    out = []
+    with eval_mode(net_G):
+        for i in range(0, noise.shape[0], batch_size):
+            z = noise[i : i + batch_size].to(device)
+            y = None if labels is None else labels[i : i + batch_size].to(device)
+            out.append((net_G(z) if y is None else net_G(z, y)).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
 def _activation(name: str) -> nn.Module:
     if name not in _ACTIVATIONS:
         raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(_ACTIVATIONS)}.")
@@ -56,12 +93,15 @@ class _Conditional(nn.Module):
         if labels is None:
             raise ValueError(f"{type(self).__name__} is conditional (num_classes={self.num_classes}): "
                              "call it with labels, e.g. net(x, labels).")
-        labels = torch.as_tensor(labels, device=device).long().reshape(-1)
+        labels = torch.as_tensor(labels).long().reshape(-1)
         if labels.shape[0] != batch:
             raise ValueError(f"got {labels.shape[0]} labels for a batch of {batch}")
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"labels must be in [0, {self.num_classes - 1}], got {labels.min()}..{labels.max()}")
-        return F.one_hot(labels, self.num_classes).float()
+        # values are checked only for labels on the CPU: on a GPU the check would make every forward
+        # wait for the device (the training loop checks its data once, when it comes in)
+        if labels.device.type == "cpu" and labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must be in [0, {self.num_classes - 1}], "
+                             f"got {int(labels.min())}..{int(labels.max())}")
+        return F.one_hot(labels.to(device), self.num_classes).float()
 
 
 class MLPGenerator(_Conditional):
@@ -211,7 +251,45 @@ class DCGANDiscriminator(_Conditional):
         return self.net(x).view(-1)
 
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (MLPGenerator, MLPDiscriminator, DCGANGenerator, DCGANDiscriminator)}
+class ProjectionMLPDiscriminator(_Conditional):
+    """Projection discriminator on an MLP: ``x (B, *in_shape), y (B,) -> score (B,)``.
+
+    ``phi(x)`` is an MLP (LeakyReLU(0.2), no normalisation) giving ``(B, F)`` features with
+    ``F = hidden[-1]``. The score is the unconditional part ``w . phi(x) + b`` plus the
+    label-dependent part ``e_y . phi(x)``, where ``e_y`` is row ``y`` of a learned ``(num_classes, F)``
+    table. Compared with concatenating a one-hot label to 784 pixels, the label here acts on
+    every feature at once, so the discriminator uses it from the first steps. No Sigmoid.
+    """
+
+    def __init__(self, in_shape=(1, 28, 28), hidden=(512, 256), num_classes=10, activation="leaky_relu"):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError("a projection discriminator needs num_classes >= 1; use models.MLPDiscriminator "
+                             "for an unconditional one")
+        self.hparams = dict(in_shape=list(_shape(in_shape)), hidden=list(hidden), num_classes=num_classes,
+                            activation=activation)
+        self.num_classes, self.in_shape = num_classes, _shape(in_shape)
+        layers, width = [], math.prod(self.in_shape)
+        for h in hidden:
+            layers += [nn.Linear(width, h), _activation(activation)]
+            width = h
+        self.features = nn.Sequential(*layers)            # (B, F)
+        self.head = nn.Linear(width, 1)                   # w . phi(x) + b
+        self.embed = nn.Embedding(num_classes, width)     # e_y, one row per class
+        nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(width))  # the scale of a Linear layer's weights
+
+    def forward(self, x, labels=None):
+        if x.dim() < 2 or tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, self.in_shape))}), "
+                             f"got {tuple(x.shape)}")
+        y = self._one_hot(labels, x.shape[0], x.device)   # checks the labels, (B, num_classes)
+        h = self.features(x.reshape(x.shape[0], -1))      # (B, F)
+        e = y.to(h.dtype) @ self.embed.weight.to(h.dtype)  # (B, F): e_y for each sample
+        return self.head(h).view(-1) + (h * e).sum(dim=1)  # (B,)
+
+
+MODEL_CLASSES = {cls.__name__: cls for cls in (MLPGenerator, MLPDiscriminator, ProjectionMLPDiscriminator,
+                                                DCGANGenerator, DCGANDiscriminator)}
 
 
 def rebuild(class_name: str, hparams: dict) -> nn.Module:
@@ -223,38 +301,3 @@ def rebuild(class_name: str, hparams: dict) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-# Named recipes used by the command line and notebooks: models + loss + optimiser settings.
-RECIPES = {
-    "mlp": dict(loss="non-saturating", lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), k=1),
-    "dcgan": dict(loss="non-saturating", lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), k=1),
-    "cgan": dict(loss="non-saturating", lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), k=1),
-    "wgan-gp": dict(loss="wasserstein-gp", lr_G=1e-4, lr_D=1e-4, betas=(0.0, 0.9), k=5),
-}
-# WGAN-GP with the MLP nets of build_models("mlp") (notebook 05, benchmarks/mode_collapse.py): only the loss
-# and the optimiser change; the larger learning rate makes up for the fewer generator steps per second.
-MLP_WGAN_GP = dict(loss="wasserstein-gp", lr_G=5e-4, lr_D=5e-4, betas=(0.5, 0.9), k=5)
-
-
-def build_models(name: str, channels: int = 1, image_size: int = 28, latent_dim: int | None = None,
-                 num_classes: int = 10, width: int | None = None):
-    """Return ``(net_G, net_D, recipe)`` for a named model: ``mlp``, ``dcgan``, ``cgan``, ``wgan-gp``."""
-    key = str(name).strip().lower()
-    if key not in RECIPES:
-        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(RECIPES)}.")
-    shape = (channels, image_size, image_size)
-    if key == "mlp":
-        z = latent_dim or 64
-        net_G = MLPGenerator(z, shape, hidden=(256, 512, 1024) if width is None else (width, 2 * width, 4 * width))
-        net_D = MLPDiscriminator(shape)
-    elif key == "cgan":
-        z = latent_dim or 64
-        net_G = MLPGenerator(z, shape, num_classes=num_classes)
-        net_D = MLPDiscriminator(shape, num_classes=num_classes)
-    else:
-        z = latent_dim or 100
-        w = width or 32
-        net_G = DCGANGenerator(z, channels, image_size, w)
-        net_D = DCGANDiscriminator(channels, image_size, w, norm="batch" if key == "dcgan" else "layer")
-    return net_G, net_D, dict(RECIPES[key], model=key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-from .models import eval_mode
+from .models import generate
 from .train import Callback
 
 
@@ -177,11 +177,9 @@ def plot_interpolation(net_G, num_rows: int = 4, num_steps: int = 10, method: st
     means nearby codes give similar images. Returns ``(ax, images)`` with images ``(rows*steps, C, H, W)``.
     """
     g = torch.Generator().manual_seed(seed)
-    device = next(net_G.parameters()).device
     ends = torch.randn(num_rows, 2, net_G.latent_dim, generator=g)
-    z = torch.cat([interpolate_latents(a, b, num_steps, method) for a, b in ends]).to(device)
-    with eval_mode(net_G):
-        images = net_G(z).float().cpu()
+    z = torch.cat([interpolate_latents(a, b, num_steps, method) for a, b in ends])
+    images = generate(net_G, noise=z)
     if ax is None:
         _, ax = plt.subplots(figsize=(num_steps * 0.7, num_rows * 0.75))
     show_grid(images, nrow=num_steps, ax=ax, title=title or f"{method} between random codes (left to right)")

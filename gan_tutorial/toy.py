@@ -22,7 +22,7 @@ import math
 import torch
 
 from .models import eval_mode
-from .train import Callback, train_gan
+from .train import Callback, LinearLRDecay, fit_critic, train_gan
 
 
 # --------------------------------------------------------------------------- grids and densities
@@ -154,10 +154,8 @@ def fit_discriminator(net_D, real_sampler, fake_sampler, num_steps: int = 1000, 
     This is the inner maximisation ``max_D V(D, G)`` on its own, not the GAN training loop
     (that is :func:`gan_tutorial.train_gan`). Samplers are ``f(n, generator=...) -> (n, 1)``,
     e.g. ``data.gaussian_1d(4, 0.5)``. Returns the loss every step. It is
-    :func:`gan_tutorial.toy2d.fit_critic` with the minimax loss and Adam(0.5, 0.999).
+    :func:`gan_tutorial.train.fit_critic` with the minimax loss and Adam(0.5, 0.999).
     """
-    from .toy2d import fit_critic
-
     history = fit_critic(net_D, real_sampler, fake_sampler, loss="minimax", num_steps=num_steps,
                          batch_size=batch_size, lr=lr, betas=(0.5, 0.999), seed=seed, record_every=1)
     return history["loss"]
@@ -188,38 +186,6 @@ class Figure1Recorder(Callback):
 
     def on_snapshot(self, trainer, snapshot):
         self.frames.append(self._frame(trainer, snapshot["step"], snapshot["samples"]))
-
-
-class LinearLRDecay(Callback):
-    """Lowers ``lr_G`` and ``lr_D`` linearly, reaching ``final_factor`` times their starting values
-    at the last step; applied each time the loop logs (every ``log_every`` steps).
-
-    At constant learning rates a GAN keeps circling its equilibrium (each player overreacts to
-    the other's last move); shrinking the steps towards the end lets the pair settle. With a
-    ``time_budget`` the schedule follows whichever runs out first, steps or seconds, so a run cut
-    short by the clock still ends at the small learning rate.
-    """
-
-    def __init__(self, final_factor: float = 0.05):
-        if not 0 <= final_factor <= 1:
-            raise ValueError(f"final_factor must be in [0, 1], got {final_factor}")
-        self.final_factor = final_factor
-        self.base: list | None = None
-        self._trainer = None
-
-    def on_train_begin(self, trainer):
-        if trainer is not self._trainer:  # a new run: remember its starting learning rates
-            self._trainer = trainer
-            self.base = [(g, g["lr"]) for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups]
-
-    def on_log(self, trainer, record):
-        done = trainer.step / trainer.cfg.num_steps
-        if trainer.cfg.time_budget:
-            done = max(done, trainer.elapsed / trainer.cfg.time_budget)
-        done = min(1.0, done)
-        factor = 1.0 - (1.0 - self.final_factor) * done
-        for group, lr in self.base:
-            group["lr"] = lr * factor
 
 
 # --------------------------------------------------------------------------- Figure 1

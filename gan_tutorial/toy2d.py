@@ -4,7 +4,7 @@ and an interactive playground.
 The 2-D mixtures of :mod:`gan_tutorial.data` (``ring_2d()``: 8 Gaussians, ``grid_2d()``: 25) are the
 standard test of mode collapse: one can *see* every sample and count the modes it lands on.
 
-* :func:`toy_models` / :data:`TOY_RECIPES` / :func:`train_toy` -- the nets and settings the
+* :func:`toy_models` / :func:`recipe` / :func:`train_toy` -- the nets and settings (the registry's toy recipes) the
   notebook, the benchmark and the tests share;
 * :func:`fit_critic` -- a discriminator or critic trained alone against a frozen generator (the
   inner ``max`` of the game), to compare what each loss learns about two fixed distributions;
@@ -25,56 +25,38 @@ import torch
 
 from . import data as _data
 from . import metrics
+from . import recipes
 from .losses import WassersteinLoss, get_loss
-from .models import MLPDiscriminator, MLPGenerator, eval_mode
-from .toy import LinearLRDecay
-from .train import Callback, Trainer
+from .models import eval_mode
+from .train import Callback, LinearLRDecay, Trainer, fit_critic
 
 MIXTURES = {"ring-8": _data.ring_2d, "grid-25": _data.grid_2d}
 
-# Settings for the toys, one per method: train_gan overrides. All use batches of 512 (on nets this
-# small a larger batch costs little time and gives the critic a steadier estimate) and, in
-# make_trainer, learning rates that fall linearly to 0 over the run (toy.LinearLRDecay), so that
-# samples settle inside the narrow modes at the end. The learning rate, 3e-3, is high because the
-# nets are tiny: in a sweep on the ring (benchmarks/mode_collapse.py --sweep) it gave both the GAN
-# and WGAN-GP far more high-quality samples than 1e-3 in the same 2,000 steps.
-#  * gan: the 2014 game with the non-saturating generator loss, one D step per G step, the usual
-#    Adam(0.5, 0.999) of DCGAN.
-#  * wgan: weight clipping at c = 0.01, five critic steps; Adam with beta1 = 0 stands in for the
-#    paper's RMSProp (no momentum: the critic's target moves after every generator step).
-#  * wgan-gp: five critic steps per generator step, Adam(0.5, 0.9) as in the WGAN-GP paper's toy
-#    experiments (beta2 = 0.9 so the step size adapts quickly to the moving game), and lambda = 1:
-#    the paper's lambda = 10 is for images; its authors' 2-D code uses 0.1, and on the ring both 1
-#    and 0.1 beat 10 (the sweep again).
-TOY_RECIPES = {
-    "gan": dict(loss="non-saturating", lr_G=3e-3, lr_D=3e-3, betas=(0.5, 0.999), k=1),
-    "wgan": dict(loss="wasserstein", lr_G=1e-3, lr_D=1e-3, betas=(0.0, 0.9), k=5),
-    "wgan-gp": dict(loss=WassersteinLoss(gp_weight=1.0), lr_G=3e-3, lr_D=3e-3, betas=(0.5, 0.9), k=5),
-}
-TOY_BATCH_SIZE = 512
+# The toys' nets and settings are the registry's "toy-gan", "toy-wgan" and "toy-wgan-gp" recipes
+# (gan_tutorial.recipes); make_trainer adds a learning rate that falls linearly to 0 over the run
+# (train.LinearLRDecay), so that samples settle inside the narrow modes at the end.
+METHODS = ("gan", "wgan", "wgan-gp")
 TOY_HIDDEN = (64, 64, 64)
 
 
 def toy_models(latent_dim: int = 2, hidden=TOY_HIDDEN, seed: int | None = None, critic_hidden=None):
-    """``(net_G, net_D)`` for 2-D data: ReLU MLP generator (no batch norm, linear output) and a
-    LeakyReLU MLP critic with a raw score output (no Sigmoid, so it serves every loss).
-    ``critic_hidden`` (default: ``hidden``) sets the critic's layer widths separately.
+    """``(net_G, net_D)`` for 2-D data (the toy recipes' nets): ReLU MLP generator (no batch norm,
+    linear output) and a LeakyReLU MLP critic with a raw score output (no Sigmoid, so it serves every
+    loss). ``critic_hidden`` (default: ``hidden``) sets the critic's layer widths separately.
 
     Batch norm is left out on purpose: it mixes the samples of a batch, and the gradient penalty
     is defined per sample.
     """
     if seed is not None:
         torch.manual_seed(seed)
-    net_G = MLPGenerator(latent_dim, 2, hidden=hidden, activation="relu", batchnorm=False, out_activation=None)
-    net_D = MLPDiscriminator(2, hidden=hidden if critic_hidden is None else critic_hidden, activation="leaky_relu")
-    return net_G, net_D
+    return recipes.get("toy-gan").build(latent_dim=latent_dim, hidden=hidden, critic_hidden=critic_hidden)
 
 
 def recipe(method: str) -> dict:
-    """A copy of the ``train_gan`` overrides for ``method`` (``gan``, ``wgan``, ``wgan-gp``)."""
-    if method not in TOY_RECIPES:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(TOY_RECIPES)}.")
-    return dict(TOY_RECIPES[method])
+    """A copy of the ``train_gan`` settings for ``method`` (``gan``, ``wgan``, ``wgan-gp``)."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    return recipes.get(f"toy-{method}").train_kwargs()
 
 
 def make_trainer(method: str, mixture, seed: int = 0, callbacks=(), latent_dim: int = 2,
@@ -82,10 +64,10 @@ def make_trainer(method: str, mixture, seed: int = 0, callbacks=(), latent_dim: 
     """A :class:`~gan_tutorial.train.Trainer` for ``method`` on ``mixture`` (not yet trained).
 
     ``overrides`` are ``train_gan`` settings (``num_steps``, ``lr_D``, ``loss`` ...). With
-    ``lr_decay`` both learning rates fall linearly to 0 at ``num_steps`` (:class:`~gan_tutorial.toy.LinearLRDecay`).
+    ``lr_decay`` both learning rates fall linearly to 0 at ``num_steps`` (:class:`~gan_tutorial.train.LinearLRDecay`).
     """
     net_G, net_D = toy_models(latent_dim, hidden, seed=seed, critic_hidden=critic_hidden)
-    settings = dict(recipe(method), batch_size=TOY_BATCH_SIZE, seed=seed, progress=False, log_every=50)
+    settings = dict(recipe(method), seed=seed, progress=False, log_every=50)
     settings.update(overrides)
     callbacks = list(callbacks)
     if lr_decay:
@@ -96,51 +78,6 @@ def make_trainer(method: str, mixture, seed: int = 0, callbacks=(), latent_dim: 
 def train_toy(method: str, mixture, num_steps: int, seed: int = 0, **kwargs) -> Trainer:
     """Build and train toy nets with ``method``'s recipe; returns the trained ``Trainer``."""
     return make_trainer(method, mixture, seed=seed, num_steps=num_steps, **kwargs).fit()
-
-
-# --------------------------------------------------------------------------- a critic on its own
-def fit_critic(net_D, real_sampler, fake_sampler, loss="wasserstein-gp", num_steps: int = 500,
-               batch_size: int = 256, lr: float = 1e-3, betas=(0.5, 0.9), seed: int = 0,
-               record_every: int = 50, probe=None) -> dict:
-    """Train ``net_D`` ALONE against a frozen generator: the inner ``max`` of the game, nothing else.
-
-    ``loss`` is a :func:`~gan_tutorial.losses.get_loss` name or a ``GANLoss``: ``"non-saturating"``
-    (or ``"minimax"``) trains a discriminator with binary cross-entropy, ``"wasserstein"`` a critic
-    with weight clipping (applied after every step), ``"wasserstein-gp"`` a critic with the gradient
-    penalty. The samplers are ``f(n, generator=...) -> (n, D)``, e.g. ``data.Mixture([[2.0, 0.0]], 0.1)``;
-    each step draws fresh batches of ``batch_size`` from both. Adam with ``lr`` and ``betas``.
-    (With 1-D data a gradient-penalty critic can get stuck with the wrong sign: its slope cannot turn
-    from +1 to -1 without passing through 0, where the penalty costs ``lambda``. In 2-D it turns.)
-
-    Every ``record_every`` steps (and after the last) the history gets ``step``, ``loss`` and the
-    loss's statistics of that step (``wasserstein`` = mean f(real) - mean f(fake) for a critic,
-    ``d_real``/``d_fake`` for a discriminator), plus ``probe(net_D)`` when ``probe`` is given (for
-    instance a gradient measured at fixed points). This is not the GAN training loop (that is
-    :class:`~gan_tutorial.train.Trainer`): no generator is trained.
-    """
-    if num_steps < 1 or record_every < 1:
-        raise ValueError(f"num_steps and record_every must be positive, got {num_steps} and {record_every}")
-    loss_fn = get_loss(loss)
-    device = next(net_D.parameters()).device
-    gen = torch.Generator(device).manual_seed(seed)
-    opt = torch.optim.Adam(net_D.parameters(), lr=lr, betas=tuple(betas))
-    history: dict[str, list] = {}
-    net_D.train()
-    for step in range(1, num_steps + 1):
-        real = real_sampler(batch_size, generator=gen).to(device)
-        fake = fake_sampler(batch_size, generator=gen).to(device)
-        value, stats = loss_fn.discriminator(net_D, real, fake, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        opt.step()
-        loss_fn.after_discriminator_step(net_D)
-        if step % record_every == 0 or step == num_steps:
-            row = {"step": step, "loss": float(value.detach()), **{k: float(v) for k, v in stats.items()}}
-            if probe is not None:
-                row["probe"] = probe(net_D)
-            for key, v in row.items():
-                history.setdefault(key, []).append(v)
-    return history
 
 
 # --------------------------------------------------------------------------- measuring
@@ -381,7 +318,7 @@ class Playground:
                                        readout_format=".0e", style=style)
         self.w_beta1 = w.FloatSlider(value=0.5, min=0.0, max=0.9, step=0.1, description="Adam beta1", style=style)
         self.w_k = w.IntSlider(value=k, min=1, max=10, description="critic steps k", style=style)
-        gp_weight = TOY_RECIPES["wgan-gp"]["loss"].gp_weight
+        gp_weight = recipe("wgan-gp")["loss"].gp_weight
         self.w_gp = w.FloatLogSlider(value=gp_weight, base=10, min=-1, max=2, step=0.25, description="GP weight λ",
                                      readout_format=".2g", style=style)
         self.w_clip = w.FloatLogSlider(value=0.01, base=10, min=-3, max=0, step=0.25, description="clip c",
@@ -424,7 +361,7 @@ class Playground:
         if self.trainer is None or key != self._built_for:
             mixture = MIXTURES[self.w_mixture.value]()
             net_G, net_D = toy_models(seed=self.seed)
-            self.trainer = Trainer(net_G, net_D, mixture, loss=self._loss(), batch_size=TOY_BATCH_SIZE,
+            self.trainer = Trainer(net_G, net_D, mixture, loss=self._loss(), batch_size=recipe("gan")["batch_size"],
                                    seed=self.seed, progress=False, log_every=50,
                                    callbacks=[_PlotEvery(self.draw, self.redraw_every)], **settings)
             self.mixture, self._built_for = mixture, key
@@ -481,6 +418,6 @@ class Playground:
         plt.close(fig)
 
 
-__all__ = ["MIXTURES", "TOY_RECIPES", "TOY_BATCH_SIZE", "TOY_HIDDEN", "toy_models", "recipe", "make_trainer", "train_toy", "fit_critic",
+__all__ = ["MIXTURES", "METHODS", "TOY_HIDDEN", "toy_models", "recipe", "make_trainer", "train_toy", "fit_critic",
            "sliced_wasserstein", "evaluate", "QualityTracker", "critic_surface", "plot_critic_surface",
            "mode_collapse_experiment", "summarise", "format_table", "Playground"]

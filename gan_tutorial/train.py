@@ -8,27 +8,28 @@ when the generator is conditional, and the loop keeps everything on one device:
 * statistics stay on the device and are read back only every ``log_every`` steps (one sync);
 * optional autocast: ``amp='bf16'`` (no scaler needed) or ``amp='fp16'`` (with GradScalers);
 * fused Adam on CUDA; ``channels_last`` and ``compile`` are opt-in switches;
-* checkpoints are written to a temporary file and renamed, so a crash never leaves half a file
-  where a good checkpoint was; they load with ``weights_only=True`` and resume exactly on CPU;
+* an optional exponential moving average (EMA) of the generator's weights (``ema_decay``), used
+  for sampling when present;
+* checkpoints (``gan_tutorial.checkpoints``) are atomic, load with ``weights_only=True`` and resume
+  exactly on CPU;
 * a NaN/inf guard stops with a clear message, keeping the last good checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import config
+from . import checkpoints, config
 from .data import ImageData, Mixture, TensorBatches
 from .losses import GANLoss, get_loss
-from .models import MODEL_CLASSES, eval_mode, rebuild
-
-CHECKPOINT_FORMAT = "gan_tutorial-checkpoint-v1"
+from .models import generate
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,6 +59,7 @@ class TrainConfig:
     progress: bool = True            # tqdm progress bar
     channels_last: bool = False
     compile: bool = False
+    ema_decay: float | None = None   # e.g. 0.999: sample from an exponential moving average of G's weights
 
     def validate(self) -> None:
         for name in ("num_steps", "batch_size", "k", "log_every"):
@@ -67,6 +69,8 @@ class TrainConfig:
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
         if self.lr_G <= 0 or self.lr_D <= 0:
             raise ValueError("learning rates must be positive")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) (e.g. 0.999) or None to switch EMA off, got {self.ema_decay!r}")
 
 
 class Callback:
@@ -147,10 +151,40 @@ class _LoaderBatches:
         self.epoch = state.get("epoch", 0)
 
 
+def _check_autocast(device: torch.device, amp: str) -> None:
+    """Raise if this PyTorch cannot autocast to ``amp`` on ``device`` (it would warn and run in float32)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            torch.autocast(device.type, dtype=dtype)
+        except (RuntimeError, UserWarning) as e:
+            other = "amp='bf16'" if amp == "fp16" else "amp='fp16'"
+            raise ValueError(f"amp={amp!r} is not supported on {device.type} by torch {torch.__version__} "
+                             f"({str(e)[:120]}): use {other}, amp=None, or another device.") from None
+
+
+def _synchronizer(device: torch.device):
+    """The function that waits for ``device`` to finish its queued work, or None where there is none."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return None
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Check class labels once, when data enters the trainer (not in every forward: on a GPU that waits)."""
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must be integers in [0, {num_classes - 1}], got {int(labels.min())}..{int(labels.max())}: "
+                         "fix the labels, or build both nets with num_classes matching them.")
+
+
 class Trainer:
     """Holds the nets, optimisers, history and snapshots; :meth:`fit` runs the loop."""
 
-    def __init__(self, net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), **overrides):
+    def __init__(self, net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), recipe: str | None = None,
+                 **overrides):
         cfg = replace(cfg or TrainConfig(), **overrides)
         cfg.validate()
         self.cfg = cfg
@@ -164,18 +198,29 @@ class Trainer:
         if getattr(net_D, "num_classes", 0) != self.num_classes:
             raise ValueError(f"net_G has num_classes={self.num_classes} but net_D has "
                              f"{getattr(net_D, 'num_classes', 0)}: build both with the same value")
-        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.batches = _batches_from(data, self.num_classes > 0, cfg.batch_size, self.device, self.generator)
+        self.recipe = recipe                # the recipe's name, stored in checkpoints
+        self.rng = torch.Generator(self.device).manual_seed(cfg.seed)   # noise, data order, penalty mixing
+        self.batches = _batches_from(data, self.num_classes > 0, cfg.batch_size, self.device, self.rng)
+        if self.num_classes and isinstance(self.batches, TensorBatches):
+            _check_labels(self.batches.tensors[1], self.num_classes)
         fused = {"fused": True} if self.device.type == "cuda" else {}
         self.opt_G = torch.optim.Adam(net_G.parameters(), lr=cfg.lr_G, betas=tuple(cfg.betas), **fused)
         self.opt_D = torch.optim.Adam(net_D.parameters(), lr=cfg.lr_D, betas=tuple(cfg.betas), **fused)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-        fp16 = cfg.amp == "fp16"
+        if self.amp_dtype is not None:
+            _check_autocast(self.device, cfg.amp)
+        fp16 = cfg.amp == "fp16"  # fp16 gradients need loss scaling; bf16 has float32's range and does not
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self._sync = _synchronizer(self.device)  # run before each clock reading: kernels run asynchronously
         if cfg.channels_last:
             self.net_G.to(memory_format=torch.channels_last)
             self.net_D.to(memory_format=torch.channels_last)
+        self.ema_G = None
+        if cfg.ema_decay is not None:  # buffers (batch-norm statistics) are averaged too
+            self.ema_G = AveragedModel(self.net_G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        # compiled forward passes; the gradient penalty runs net_D uncompiled (its double backward
+        # is not supported by compiled graphs), so every built-in loss works with compile=True
         self._G = torch.compile(self.net_G) if cfg.compile else self.net_G
         self._D = torch.compile(self.net_D) if cfg.compile else self.net_D
         fixed = torch.Generator().manual_seed(cfg.seed + 1)
@@ -191,21 +236,32 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                              enabled=self.amp_dtype is not None)
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()  # AMP off: no autocast context at all
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _clock(self) -> float:
+        """Seconds on the wall clock, after the device has finished the work queued so far."""
+        if self._sync is not None:
+            self._sync()
+        return time.perf_counter()
 
     def _noise(self, n):
-        return torch.randn(n, self.latent_dim, device=self.device, generator=self.generator)
+        return torch.randn(n, self.latent_dim, device=self.device, generator=self.rng)
 
-    @torch.no_grad()
-    def sample(self, n: int | None = None, labels=None, noise=None) -> torch.Tensor:
-        """Generate with ``net_G`` in eval mode (float32, on the CPU). Fixed noise when ``n`` is None."""
-        z = self.fixed_noise if noise is None and n is None else (noise if noise is not None else torch.randn(n, self.latent_dim, device=self.device))
-        if self.num_classes and labels is None:
-            labels = self.fixed_labels if n is None and noise is None else torch.arange(z.shape[0], device=self.device) % self.num_classes
-        with self._autocast(), eval_mode(self.net_G):
-            out = self.net_G(z.to(self.device), labels) if self.num_classes else self.net_G(z.to(self.device))
-        return out.float().cpu()
+    @property
+    def sampling_G(self):
+        """The generator used for samples: the EMA copy when ``ema_decay`` is set, else ``net_G``."""
+        return self.ema_G.module if self.ema_G is not None else self.net_G
+
+    def sample(self, n: int | None = None, labels=None, noise=None, ema: bool = True) -> torch.Tensor:
+        """Generate in eval mode (float32, on the CPU); the fixed noise when neither ``n`` nor ``noise``
+        is given. ``ema=False`` samples from the raw ``net_G`` even when an EMA copy exists."""
+        if noise is None and n is None:
+            noise, labels = self.fixed_noise, (self.fixed_labels if labels is None else labels)
+        net = self.sampling_G if ema else self.net_G
+        with self._autocast():
+            return generate(net, n, noise=noise, labels=labels)
 
     def _take_snapshot(self):
         snap = {"step": self.step, "samples": self.sample()}
@@ -235,14 +291,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _d_step(self, real, labels):
-        cfg = self.cfg
         with torch.no_grad(), self._autocast():
             fake = self._G(self._noise(real.shape[0]), labels) if self.num_classes else self._G(self._noise(real.shape[0]))
         self.opt_D.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss, stats = self.loss_fn.discriminator(self._D, real, fake.to(real.dtype), labels,
-                                                     generator=self.generator,
-                                                     scaler=self.scaler_D if cfg.amp == "fp16" else None)
+        with self._autocast():  # the gradient penalty needs no scaler (see losses.gradient_penalty)
+            loss, stats = self.loss_fn.discriminator(self._D, real, fake.to(real.dtype), labels, generator=self.rng)
+        # fp16: the scaled loss's weight gradients may overflow; the scaler then skips this step and
+        # lowers its scale (the loss and statistics stay finite, so this is not taken for divergence)
         self.scaler_D.scale(loss).backward()
         self.scaler_D.step(self.opt_D)
         self.scaler_D.update()
@@ -259,6 +314,8 @@ class Trainer:
         self.scaler_G.step(self.opt_G)
         self.scaler_G.update()
         self.net_D.requires_grad_(True)
+        if self.ema_G is not None:
+            self.ema_G.update_parameters(self.net_G)
         return loss.detach().float(), stats
 
     def fit(self, num_steps: int | None = None) -> "Trainer":
@@ -274,7 +331,9 @@ class Trainer:
 
             bar = tqdm(total=target, initial=self.step, desc=f"training ({self.loss_fn.name})", unit="step",
                        leave=False)
-        sums, count, start = {}, 0, time.perf_counter() - self.elapsed
+        sums, count = {}, 0
+        start = self._clock() - self.elapsed
+        read_step, next_read = self.step, self.step + 1  # the step of the last clock reading; of the next budget check
         self.net_G.train()
         self.net_D.train()
         try:
@@ -292,19 +351,29 @@ class Trainer:
                 for key, v in stats.items():
                     sums[key] = sums[key] + v if key in sums else v.clone()
                 count += 1
-                now = time.perf_counter()
-                step_time, self.elapsed = now - (start + self.elapsed), now - start
-                # stop before a step that would likely end past the budget (the first step always runs)
-                out_of_time = cfg.time_budget is not None and self.elapsed + step_time > cfg.time_budget
-                last = self.step >= target or out_of_time
-                if self.step % cfg.log_every == 0 or last:
+                log_now = self.step % cfg.log_every == 0 or self.step >= target
+                save_now = bool(cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                out_of_time = False
+                if log_now or save_now or (cfg.time_budget is not None and self.step >= next_read):
+                    # the clock is read only here (after a device sync on a GPU): at log and checkpoint
+                    # steps, and for the budget every step on a CPU but ever more sparsely on a GPU,
+                    # where each reading waits for the device (halfway to the predicted end each time)
+                    now = self._clock() - start
+                    step_time = (now - self.elapsed) / (self.step - read_step)
+                    self.elapsed, read_step = now, self.step
+                    if cfg.time_budget is not None:
+                        # stop before a step that would likely end past the budget (the first step always runs)
+                        steps_left = (cfg.time_budget - self.elapsed) / max(step_time, 1e-9)
+                        out_of_time = steps_left < 1
+                        next_read = self.step + (1 if self._sync is None else max(1, int(steps_left) // 2))
+                if log_now or out_of_time:
                     record = self._record(sums, count)
                     sums, count = {}, 0
                     if bar is not None:
                         bar.set_postfix(loss_D=f"{record['loss_D']:.3f}", loss_G=f"{record['loss_G']:.3f}")
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
                     self._take_snapshot()
-                if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                if save_now:
                     self.save_checkpoint(cfg.checkpoint_path)
                 if bar is not None:
                     bar.update(1)
@@ -325,103 +394,102 @@ class Trainer:
     _ckpt_step = 0
 
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        cfg = asdict(self.cfg)
-        cfg["betas"] = list(cfg["betas"])
-        if not isinstance(cfg["loss"], str):
-            cfg["loss"] = self.loss_fn.name
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
-            "elapsed": self.elapsed,
-            "G": {"class": type(self.net_G).__name__, "hparams": getattr(self.net_G, "hparams", {}),
-                  "state": self.net_G.state_dict()},
-            "D": {"class": type(self.net_D).__name__, "hparams": getattr(self.net_D, "hparams", {}),
-                  "state": self.net_D.state_dict()},
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict(),
-            "config": cfg, "loss": self.loss_fn.name, "history": self.history,
-            "rng": rng, "batches": self.batches.state_dict(),
-        }
+        """Everything needed to resume (see :mod:`gan_tutorial.checkpoints`)."""
+        return checkpoints.capture(self)
 
     def save_checkpoint(self, path) -> Path:
-        """Write a checkpoint atomically (temp file in the same folder, then rename).
-
-        Refuses to write non-finite weights, so a diverged run never replaces a good checkpoint.
-        """
-        for name, net in (("net_G", self.net_G), ("net_D", self.net_D)):
+        """Write a checkpoint atomically. Refuses non-finite weights, so a diverged run never
+        replaces a good checkpoint."""
+        nets = [("net_G", self.net_G), ("net_D", self.net_D)] + ([("ema_G", self.ema_G)] if self.ema_G else [])
+        for name, net in nets:
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 self._diverged(f"{name} has NaN/inf weights")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        path = checkpoints.atomic_save(self.state_dict(), path)
         self.last_good_checkpoint, self._ckpt_step = str(path), self.step
         return path
 
     def load_checkpoint(self, path) -> "Trainer":
-        """Restore nets, optimisers, RNG, data order and history from ``path`` to continue training."""
-        ckpt = load_checkpoint(path)
-        for key, net in (("G", self.net_G), ("D", self.net_D)):
-            if ckpt[key]["class"] != type(net).__name__ or ckpt[key]["hparams"] != getattr(net, "hparams", {}):
-                raise ValueError(
-                    f"{path} holds a {ckpt[key]['class']} with {ckpt[key]['hparams']}, but this trainer's net_{key} "
-                    f"is a {type(net).__name__} with {getattr(net, 'hparams', {})}. Build the same models "
-                    "(or use gan_tutorial.train.models_from_checkpoint) before resuming.")
-            net.load_state_dict(ckpt[key]["state"])
-        self.opt_G.load_state_dict(ckpt["opt_G"])
-        self.opt_D.load_state_dict(ckpt["opt_D"])
-        self.scaler_G.load_state_dict(ckpt["scaler_G"])
-        self.scaler_D.load_state_dict(ckpt["scaler_D"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        self.generator.set_state(ckpt["rng"]["generator"])
-        if "cuda" in ckpt["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
-        self.batches.load_state_dict(ckpt["batches"])
-        self.step, self.elapsed = ckpt["step"], ckpt.get("elapsed", 0.0)
-        self.history = {k: list(v) for k, v in ckpt["history"].items()}
+        """Restore nets, EMA, optimisers, RNG, data order and history from ``path`` to continue training."""
+        checkpoints.restore(self, checkpoints.load(path), path)
         self.last_good_checkpoint, self._ckpt_step = str(path), self.step
         return self
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a gan_tutorial checkpoint safely (``weights_only=True``) with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}. Train first (python -m gan_tutorial train --out DIR) "
-                                "or check the path.")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} could not be read as a checkpoint ({type(e).__name__}: {str(e)[:200]}). "
-                         "It is corrupt or not a gan_tutorial checkpoint: delete it and train again, "
-                         "or point to another file.") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a gan_tutorial checkpoint (expected format {CHECKPOINT_FORMAT!r}). "
-                         "Use a file written by gan_tutorial's train_gan or `python -m gan_tutorial train`.")
-    return ckpt
+# --------------------------------------------------------------------------- generic helpers
+class LinearLRDecay(Callback):
+    """Lowers ``lr_G`` and ``lr_D`` linearly, reaching ``final_factor`` times their starting values
+    at the last step; applied each time the loop logs (every ``log_every`` steps).
+
+    At constant learning rates a GAN keeps circling its equilibrium (each player overreacts to
+    the other's last move); shrinking the steps towards the end lets the pair settle. With a
+    ``time_budget`` the schedule follows whichever runs out first, steps or seconds, so a run cut
+    short by the clock still ends at the small learning rate.
+    """
+
+    def __init__(self, final_factor: float = 0.05):
+        if not 0 <= final_factor <= 1:
+            raise ValueError(f"final_factor must be in [0, 1], got {final_factor}")
+        self.final_factor = final_factor
+        self.base: list | None = None
+        self._trainer = None
+
+    def on_train_begin(self, trainer):
+        if trainer is not self._trainer:  # a new run: remember its starting learning rates
+            self._trainer = trainer
+            self.base = [(g, g["lr"]) for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups]
+
+    def on_log(self, trainer, record):
+        done = trainer.step / trainer.cfg.num_steps
+        if trainer.cfg.time_budget:
+            done = max(done, trainer.elapsed / trainer.cfg.time_budget)
+        done = min(1.0, done)
+        factor = 1.0 - (1.0 - self.final_factor) * done
+        for group, lr in self.base:
+            group["lr"] = lr * factor
 
 
-def models_from_checkpoint(path_or_ckpt, device="cpu"):
-    """Rebuild ``(net_G, net_D)`` with trained weights from a checkpoint (path or loaded dict)."""
-    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt)
-    nets = []
-    for key in ("G", "D"):
-        net = rebuild(ckpt[key]["class"], ckpt[key]["hparams"])
-        net.load_state_dict(ckpt[key]["state"])
-        nets.append(net.to(config.get_device(device)).eval())
-    return tuple(nets)
+def fit_critic(net_D, real_sampler, fake_sampler, loss="wasserstein-gp", num_steps: int = 500,
+               batch_size: int = 256, lr: float = 1e-3, betas=(0.5, 0.9), seed: int = 0,
+               record_every: int = 50, probe=None) -> dict:
+    """Train ``net_D`` ALONE against a frozen generator: the inner ``max`` of the game, nothing else.
+
+    ``loss`` is a :func:`~gan_tutorial.losses.get_loss` name or a ``GANLoss``: ``"non-saturating"``
+    (or ``"minimax"``) trains a discriminator with binary cross-entropy, ``"wasserstein"`` a critic
+    with weight clipping (applied after every step), ``"wasserstein-gp"`` a critic with the gradient
+    penalty. The samplers are ``f(n, generator=...) -> (n, D)``, e.g. ``data.Mixture([[2.0, 0.0]], 0.1)``;
+    each step draws fresh batches of ``batch_size`` from both. Adam with ``lr`` and ``betas``.
+    (With 1-D data a gradient-penalty critic can get stuck with the wrong sign: its slope cannot turn
+    from +1 to -1 without passing through 0, where the penalty costs ``lambda``. In 2-D it turns.)
+
+    Every ``record_every`` steps (and after the last) the history gets ``step``, ``loss`` and the
+    loss's statistics of that step (``wasserstein`` = mean f(real) - mean f(fake) for a critic,
+    ``d_real``/``d_fake`` for a discriminator), plus ``probe(net_D)`` when ``probe`` is given (for
+    instance a gradient measured at fixed points). This is not the GAN training loop (that is
+    :class:`~gan_tutorial.train.Trainer`): no generator is trained.
+    """
+    if num_steps < 1 or record_every < 1:
+        raise ValueError(f"num_steps and record_every must be positive, got {num_steps} and {record_every}")
+    loss_fn = get_loss(loss)
+    device = next(net_D.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
+    opt = torch.optim.Adam(net_D.parameters(), lr=lr, betas=tuple(betas))
+    history: dict[str, list] = {}
+    net_D.train()
+    for step in range(1, num_steps + 1):
+        real = real_sampler(batch_size, generator=gen).to(device)
+        fake = fake_sampler(batch_size, generator=gen).to(device)
+        value, stats = loss_fn.discriminator(net_D, real, fake, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        loss_fn.after_discriminator_step(net_D)
+        if step % record_every == 0 or step == num_steps:
+            row = {"step": step, "loss": float(value.detach()), **{k: float(v) for k, v in stats.items()}}
+            if probe is not None:
+                row["probe"] = probe(net_D)
+            for key, v in row.items():
+                history.setdefault(key, []).append(v)
+    return history
 
 
 def train_gan(net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), resume: bool = False,
@@ -442,5 +510,4 @@ def train_gan(net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), 
     return trainer.fit()
 
 
-__all__ = ["TrainConfig", "Trainer", "Callback", "TrainingDiverged", "train_gan", "load_checkpoint",
-           "models_from_checkpoint", "MODEL_CLASSES"]
+__all__ = ["TrainConfig", "Trainer", "Callback", "TrainingDiverged", "train_gan", "LinearLRDecay", "fit_critic"]

@@ -66,7 +66,7 @@ def latent_explorer(net_G, num_directions: int = 4, num_samples: int = 8, span: 
     import torch
 
     w = _widgets()
-    from .models import eval_mode
+    from .models import generate
     from .plotting import show_grid
 
     if directions is None:
@@ -75,17 +75,14 @@ def latent_explorer(net_G, num_directions: int = 4, num_samples: int = 8, span: 
     if directions.dim() != 2 or directions.shape[1] != net_G.latent_dim:
         raise ValueError(f"directions must have shape (K, {net_G.latent_dim}), got {tuple(directions.shape)}")
     base = torch.randn(num_samples, net_G.latent_dim, generator=torch.Generator().manual_seed(seed + 1))
-    device = next(net_G.parameters()).device
     sliders = [w.FloatSlider(value=0.0, min=-span, max=span, step=span / 20, description=f"direction {i}",
                              continuous_update=False) for i in range(directions.shape[0])]
     reset = w.Button(description="reset")
     out = w.Output()
 
-    @torch.no_grad()
     def images():
         shift = sum(s.value * d for s, d in zip(sliders, directions))
-        with eval_mode(net_G):
-            return net_G((base + shift).to(device)).float().cpu()
+        return generate(net_G, noise=base + shift)
 
     def render(change=None):
         with out:
@@ -123,7 +120,7 @@ def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: i
     import torch
 
     w = _widgets()
-    from .models import eval_mode
+    from .models import generate
     from .plotting import interpolate_latents, show_grid
 
     num_classes = getattr(net_G, "num_classes", 0)
@@ -133,7 +130,6 @@ def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: i
     names = [str(c) for c in range(num_classes)] if class_names is None else [str(n) for n in class_names]
     if len(names) != num_classes:
         raise ValueError(f"got {len(names)} class names for {num_classes} classes")
-    device = next(net_G.parameters()).device
     state = {"seed": seed}
 
     def new_paths():
@@ -148,12 +144,9 @@ def digit_explorer(net_G, num_samples: int = 8, num_positions: int = 24, seed: i
     again = w.Button(description="new noise")
     out = w.Output()
 
-    @torch.no_grad()
     def images():
-        z = state["paths"][slider.value].to(device)
-        labels = torch.full((num_samples,), digit.value, dtype=torch.long, device=device)
-        with eval_mode(net_G):
-            return net_G(z, labels).float().cpu()
+        labels = torch.full((num_samples,), digit.value, dtype=torch.long)
+        return generate(net_G, noise=state["paths"][slider.value], labels=labels)
 
     def render(change=None):
         with out:

@@ -10,9 +10,10 @@ import torch
 
 from gan_tutorial import config, data
 from gan_tutorial.classifier import CACHE_NAME, get_classifier
-from gan_tutorial.models import RECIPES
-from gan_tutorial.cli import generate, main
-from gan_tutorial.train import load_checkpoint, models_from_checkpoint
+from gan_tutorial import recipes
+from gan_tutorial.checkpoints import load as load_checkpoint, models_from_checkpoint
+from gan_tutorial.cli import main
+from gan_tutorial.models import generate
 
 has_cuda = torch.cuda.is_available()
 
@@ -66,15 +67,16 @@ def _fails(argv, capsys, *needles):
 
 
 # --------------------------------------------------------------------------- train
-@pytest.mark.parametrize("model,size", [("dcgan", "28"), ("dcgan", "32"), ("wgan-gp", "28")])
+@pytest.mark.parametrize("model,size", [("dcgan", "28"), ("dcgan", "32"), ("wgan-gp", "28"),
+                                        ("wgan-gp-conv", "28"), ("cgan-concat", "28")])
 def test_train_writes_checkpoint_and_grid(tmp_path, mnist, capsys, model, size):
     # (mlp and cgan are trained by the fixtures above)
     assert _train(tmp_path, "--image-size", size, model=model, steps="2") == 0
     ckpt = load_checkpoint(tmp_path / f"{model}.pt")
-    assert ckpt["step"] == 2
-    recipe = RECIPES[model]
-    assert (ckpt["config"]["loss"], ckpt["config"]["k"], ckpt["config"]["lr_G"]) == (
-        recipe["loss"], recipe["k"], recipe["lr_G"])
+    assert ckpt["step"] == 2 and ckpt["recipe"] == model
+    recipe = recipes.get(model).settings
+    assert (ckpt["config"]["loss"], ckpt["config"]["k"], ckpt["config"]["lr_G"], ckpt["config"]["ema_decay"]) == (
+        recipe["loss"], recipe["k"], recipe["lr_G"], recipe.get("ema_decay"))
     assert (tmp_path / f"{model}_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     net_G, _ = models_from_checkpoint(ckpt)
     assert generate(net_G, 3).shape == (3, 1, int(size), int(size))
@@ -232,7 +234,7 @@ def test_sample_errors(tmp_path, mlp_ckpt, capsys):
 def test_missing_data_offline(tmp_path, mlp_ckpt, monkeypatch, capsys):
     monkeypatch.setenv("GAN_TUTORIAL_DATA", str(tmp_path / "empty"))
     err = _fails(["train", "--model", "mlp", "--steps", "1", "--out", str(tmp_path / "run")], capsys,
-                 "MNIST was not found", "--download", "GAN_TUTORIAL_DATA")
+                 "MNIST", "was not found", "--download", "GAN_TUTORIAL_DATA")
     assert len(err.strip().splitlines()) == 1
     _fails(["evaluate", "--checkpoint", str(mlp_ckpt)], capsys, "MNIST was not found", "--download")
 

@@ -125,7 +125,7 @@ def test_get_loss_registry():
     assert losses.get_loss("non_saturating").saturating is False
     assert losses.get_loss("wasserstein").clip == 0.01
     assert losses.get_loss("wasserstein-gp").gp_weight == 10.0
-    custom = losses.MinimaxLoss(label_smoothing=0.1)
+    custom = losses.StandardGANLoss(label_smoothing=0.1)
     assert losses.get_loss(custom) is custom
     with pytest.raises(ValueError, match="Choose one of"):
         losses.get_loss("hinge2")

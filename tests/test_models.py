@@ -79,18 +79,21 @@ def test_rebuild_from_hparams():
         models.rebuild("StyleGAN9", {})
 
 
-@pytest.mark.parametrize("name", ["mlp", "dcgan", "cgan", "wgan-gp"])
-def test_build_models(name):
-    G, D, recipe = models.build_models(name)
-    z = torch.randn(2, G.latent_dim)
-    y = torch.tensor([0, 1]) if G.num_classes else None
-    x = G(z, y) if y is not None else G(z)
-    assert (D(x, y) if y is not None else D(x)).shape == (2,)
-    assert recipe["model"] == name
-    if name == "wgan-gp":
-        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
-    with pytest.raises(ValueError, match="Choose one of"):
-        models.build_models("vae")
+def test_generate_is_eval_mode_seeded_and_restores_mode():
+    G = models.MLPGenerator(4, (1, 4, 4))
+    a = models.generate(G, 6, seed=3)
+    assert a.shape == (6, 1, 4, 4) and a.device.type == "cpu" and G.training
+    assert torch.equal(a, models.generate(G, 6, seed=3, batch_size=4))   # eval mode: batching does not matter
+    with torch.no_grad(), models.eval_mode(G):
+        assert torch.allclose(a, G(torch.randn(6, 4, generator=torch.Generator().manual_seed(3))))
+    C = models.MLPGenerator(4, (1, 4, 4), num_classes=3)
+    z = torch.randn(5, 4)
+    with torch.no_grad(), models.eval_mode(C):
+        assert torch.allclose(models.generate(C, noise=z), C(z, torch.arange(5) % 3))   # labels 0, 1, 2, 0, 1
+    with pytest.raises(ValueError, match="noise must have shape"):
+        models.generate(G, noise=torch.randn(2, 5))
+    with pytest.raises(ValueError, match="pass num"):
+        models.generate(G)
 
 
 def test_eval_mode_restores_each_nets_mode_even_on_error():
