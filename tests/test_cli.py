@@ -192,9 +192,62 @@ def test_evaluate_conditional_reports_label_accuracy(tmp_path, cgan_ckpt, classi
     assert 0 <= json.loads(out.read_text())["label_accuracy"] <= 1
 
 
+def test_list_prints_every_mnist_recipe(capsys):
+    assert main(["train", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in recipes.names("mnist")) and "toy-gan" not in out
+
+
+def test_ema_run_samples_and_evaluates_the_average(tmp_path, mnist, classifier_cache, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_TUTORIAL_CACHE", str(classifier_cache))
+    assert _train(tmp_path, "--ema-decay", "0.5", steps="3") == 0
+    ckpt = tmp_path / "mlp.pt"
+    assert load_checkpoint(ckpt)["G_ema"] is not None
+    for flag, weights in (([], "EMA"), (["--no-ema"], "raw")):
+        out = tmp_path / f"{weights}.pt"
+        assert main(["sample", "--checkpoint", str(ckpt), "--num-samples", "4", "--out", str(out), *flag]) == 0
+        net_G, _ = models_from_checkpoint(ckpt, ema=not flag)
+        torch.testing.assert_close(torch.load(out, weights_only=True)["samples"], generate(net_G, 4, seed=0))
+        report = tmp_path / f"{weights}.json"
+        assert main(["evaluate", "--checkpoint", str(ckpt), "--num-samples", "20", "--json", str(report), *flag]) == 0
+        assert json.loads(report.read_text())["weights"] == weights
+    a, b = (torch.load(tmp_path / f"{w}.pt", weights_only=True)["samples"] for w in ("EMA", "raw"))
+    assert not torch.equal(a, b)
+
+
+def test_resume_says_how_the_budget_counts(tmp_path, mnist, capsys):
+    assert _train(tmp_path, steps="3") == 0
+    capsys.readouterr()
+    _fails(["train", "--model", "mlp", "--steps", "3", "--out", str(tmp_path), "--device", "cpu", "--resume"], capsys,
+           "already trained 3 steps", "count the whole run", "larger --steps")
+    assert _train(tmp_path, "--resume", steps="4") == 0
+    assert "count the whole run, so 1 steps" in capsys.readouterr().out
+
+
+def test_resume_with_another_recipe_is_refused(tmp_path, mnist, capsys):
+    assert _train(tmp_path, steps="1") == 0
+    (tmp_path / "mlp.pt").rename(tmp_path / "wgan-gp.pt")      # same nets, another recipe's file name
+    _fails(["train", "--model", "wgan-gp", "--steps", "2", "--out", str(tmp_path), "--device", "cpu", "--resume"],
+           capsys, "'mlp' recipe", "--model mlp")
+
+
+def test_bad_fast_mode_value_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_TUTORIAL_FAST", "maybe")
+    _fails(["train", "--model", "mlp", "--out", str(tmp_path)], capsys, "GAN_TUTORIAL_FAST", "set it to 1")
+
+
+def test_checkpoint_of_another_layout_says_how_to_retrain(tmp_path, capsys):
+    old = tmp_path / "old.pt"
+    torch.save({"format": "gan_tutorial-checkpoint-v0", "step": 1}, old)
+    _fails(["sample", "--checkpoint", str(old), "--out", str(tmp_path / "s.pt")], capsys, "another layout",
+           "Train it again")
+
+
 # --------------------------------------------------------------------------- bad input: exit 2, one clear line
 @pytest.mark.parametrize("argv,needles", [
-    (["train", "--model", "gan"], ["invalid choice", "dcgan"]),
+    (["train", "--model", "gan"], ["invalid choice", "dcgan", "wgan-gp-conv"]),
+    (["train"], ["--model is required", "--list"]),
+    (["train", "--model", "mlp", "--ema-decay", "1.5"], ["--ema-decay", "0.999"]),
     (["train", "--model", "dcgan", "--image-size", "48"], ["28, 32 or 64"]),
     (["train", "--model", "mlp", "--image-size", "4"], ["too small"]),
     (["train", "--model", "mlp", "--device", "tpu"], ["Unknown device", "--device"]),
@@ -236,7 +289,7 @@ def test_missing_data_offline(tmp_path, mlp_ckpt, monkeypatch, capsys):
     err = _fails(["train", "--model", "mlp", "--steps", "1", "--out", str(tmp_path / "run")], capsys,
                  "MNIST", "was not found", "--download", "GAN_TUTORIAL_DATA")
     assert len(err.strip().splitlines()) == 1
-    _fails(["evaluate", "--checkpoint", str(mlp_ckpt)], capsys, "MNIST was not found", "--download")
+    _fails(["evaluate", "--checkpoint", str(mlp_ckpt)], capsys, "MNIST", "was not found", "--download")
 
 
 # --------------------------------------------------------------------------- as a program
