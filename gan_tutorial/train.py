@@ -155,7 +155,7 @@ def _check_autocast(device: torch.device, amp: str) -> None:
     """Raise if this PyTorch cannot autocast to ``amp`` on ``device`` (it would warn and run in float32)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         try:
             torch.autocast(device.type, dtype=dtype)
         except (RuntimeError, UserWarning) as e:

@@ -137,3 +137,32 @@ def test_weight_clipping_hook():
         net.weight.fill_(5.0)
     losses.get_loss("wasserstein").after_discriminator_step(net)
     assert net.weight.abs().max() <= 0.01
+
+
+@pytest.mark.parametrize("weight_scale", [1.0, 2.0])  # gradient norms below 1 and above 1
+def test_gradient_penalty_under_fp16_autocast_matches_fp32(weight_scale):
+    from gan_tutorial import models
+
+    torch.manual_seed(0)
+    critic = models.DCGANDiscriminator(1, 28, width=16, norm="layer")
+    with torch.no_grad():
+        for m in critic.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.mul_(weight_scale)
+    real, fake = torch.rand(16, 1, 28, 28) * 2 - 1, torch.rand(16, 1, 28, 28) * 2 - 1
+    expected = losses.gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(3))
+    for dtype in (torch.float16, torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype):
+            gp = losses.gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(3))
+            gp.backward()  # the double backward runs too, with finite weight gradients
+        assert gp.dtype == torch.float32 and torch.isfinite(gp)
+        assert gp.item() == pytest.approx(expected.item(), rel=1e-2), dtype
+        grads = [p.grad for p in critic.parameters() if p.grad is not None]  # (a bias can get none)
+        assert len(grads) > 5 and all(torch.isfinite(g).all() for g in grads)
+        critic.zero_grad()
+    # why the penalty takes the gradient unscaled: a GradScaler's first scale, 2**16, is past fp16's
+    # largest number (65,504), so the gradient of the scaled scores is inf
+    x = real.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        (g,) = torch.autograd.grad(critic(x).float().sum() * torch.amp.GradScaler("cpu").get_scale(), x)
+    assert not torch.isfinite(g).all()
