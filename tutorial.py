@@ -4,13 +4,19 @@
     python3 tutorial.py lab      # make .venv if needed, install, open the notebooks in JupyterLab
     python3 tutorial.py test     # make .venv if needed, install, run the whole test suite
     python3 tutorial.py setup [--fresh]   # only (re)install; --fresh deletes .venv first
+    python3 tutorial.py set-repo URL [--ref TAG]   # the repository the Colab badges and install cells use
 
-Extra arguments after ``test`` go to pytest, after ``lab`` to JupyterLab.
+Extra arguments after ``test`` go to pytest, after ``lab`` to JupyterLab (run as root, ``lab`` adds
+``--allow-root``). ``set-repo`` writes URL (a https://github.com/OWNER/NAME address: Colab opens
+notebooks from GitHub) and the branch or tag (default ``main``) into ``[project.urls]`` of
+pyproject.toml, and rewrites every notebook's Colab badge and install block to match.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +26,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".gan-tutorial-installed"
+
+# The first lines of every notebook's setup cell, up to its first blank line after ``if IN_COLAB:``.
+# It runs only on Colab (nbval and local runs skip it). The package cannot hold this code: on Colab it
+# is not installed yet when the cell runs.
+INSTALL_BLOCK = '''\
+# Colab: install the helper package (torch and the rest are already there). Written by `tutorial.py set-repo`.
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    import importlib, pathlib, subprocess
+    REPO, REF = "{url}", "{ref}"
+    here = pathlib.Path.cwd()
+    clone = next((p for p in (here, *here.parents, pathlib.Path("/content/{name}"))
+                  if (p / "pyproject.toml").is_file() and (p / "gan_tutorial").is_dir()), None)
+    source = str(clone) if clone else f"git+{{REPO}}@{{REF}}"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"Could not install gan-tutorial from {{source}}:\\n{{pip.stderr[-1500:]}}\\nFix: check that the "
+                           f"runtime is online and that {{REPO}} has the branch or tag {{REF}}; or run "
+                           f"`!git clone --branch {{REF}} {{REPO}}` in a new cell (or upload the repository folder "
+                           "to /content) and run this cell again: it then installs from that folder.")
+    importlib.invalidate_caches()
+    print("gan-tutorial installed from", source)
+'''
 
 
 def venv_python() -> Path:
@@ -48,17 +79,140 @@ def setup(fresh: bool = False) -> Path:
     return venv_python()
 
 
+# --------------------------------------------------------------------------- repository address
+def read_repo(root: Path = ROOT) -> tuple[str, str]:
+    """``(url, ref)`` from ``[project.urls]`` of pyproject.toml (``Repository``, ``Notebooks``)."""
+    urls = _project_urls((root / "pyproject.toml").read_text(encoding="utf-8"))
+    url = urls.get("Repository")
+    if not url:
+        raise SystemExit("pyproject.toml has no Repository under [project.urls]: run tutorial.py set-repo URL.")
+    prefix, notebooks = f"{url}/tree/", urls.get("Notebooks", "")
+    ref = notebooks[len(prefix):].rsplit("/notebooks", 1)[0] if notebooks.startswith(prefix) else "main"
+    return url, ref
+
+
+def _project_urls(text: str) -> dict[str, str]:
+    section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+    return dict(re.findall(r'^\s*"?([\w.-]+)"?\s*=\s*"([^"]*)"', section.group(1) if section else "", re.M))
+
+
+def check_repo(url: str, ref: str) -> tuple[str, str]:
+    """Normalise and check ``url`` (https://github.com/OWNER/NAME) and ``ref``; exit with the fix if wrong."""
+    url = url.strip().rstrip("/")
+    url = url[:-4] if url.endswith(".git") else url
+    if not re.fullmatch(r"https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", url):
+        raise SystemExit(f"set-repo: {url!r} is not a GitHub repository address. Colab opens notebooks from "
+                         "GitHub only: give it as https://github.com/OWNER/NAME")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", ref) or ".." in ref or ref.endswith((".", "/")):
+        raise SystemExit(f"set-repo: {ref!r} is not a branch or tag name (e.g. main or v1.0).")
+    return url, ref
+
+
+def install_block(url: str, ref: str) -> str:
+    """The install block of a setup cell for repository ``url`` at branch or tag ``ref``."""
+    return INSTALL_BLOCK.format(url=url, ref=ref, name=url.rsplit("/", 1)[-1])
+
+
+def badge_url(url: str, ref: str, notebook: str) -> str:
+    return f"https://colab.research.google.com/github/{url.split('github.com/', 1)[1]}/blob/{ref}/notebooks/{notebook}"
+
+
+def _replace_install_block(source: str, block: str) -> str:
+    lines = source.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("if IN_COLAB:")), None)
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), None) if start is not None else None
+    if end is None:
+        raise ValueError("no install block (an 'if IN_COLAB:' block followed by a blank line) in the setup cell")
+    return block + "".join(lines[end:])
+
+
+def update_notebook(nb: dict, name: str, url: str, ref: str) -> dict:
+    """Point the Colab badge(s) and the install block of notebook ``nb`` (file name ``name``) at ``url``/``ref``."""
+    badge = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"']+?/notebooks/" + re.escape(name))
+    setup_done = False
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        new = badge.sub(badge_url(url, ref, name), source) if cell["cell_type"] == "markdown" else source
+        if cell["cell_type"] == "code" and not setup_done and "IN_COLAB" in source:
+            new, setup_done = _replace_install_block(source, install_block(url, ref)), True
+        if new != source:
+            cell["source"] = new.splitlines(keepends=True)
+    if not setup_done:
+        raise ValueError(f"{name}: no setup cell with an IN_COLAB install block")
+    return nb
+
+
+def write_notebook(path: Path, nb: dict) -> None:
+    """Write in the layout the notebooks are committed in (one-space indent, UTF-8, final newline), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def set_repo(url: str, ref: str = "main", root: Path = ROOT) -> list[Path]:
+    """Write ``url`` and ``ref`` into pyproject.toml and every notebook; return the files changed."""
+    url, ref = check_repo(url, ref)
+    changed = []
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    lines = {"Repository": url, "Notebooks": f"{url}/tree/{ref}/notebooks"}
+    if not re.search(r"^\[project\.urls\]\s*$", text, re.M):
+        text = text.replace("\n[project.scripts]", "\n[project.urls]\n\n[project.scripts]", 1)
+    for key, value in lines.items():
+        section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+        body = section.group(1)
+        if re.search(rf"^{key}\s*=", body, re.M):
+            body = re.sub(rf'^{key}\s*=.*$', f'{key} = "{value}"', body, count=1, flags=re.M)
+        else:
+            body = re.sub(r"\n*\Z", f'\n{key} = "{value}"\n\n', body, count=1)
+        text = text[:section.start(1)] + body + text[section.end(1):]
+    if text != pyproject.read_text(encoding="utf-8"):
+        pyproject.write_text(text, encoding="utf-8")
+        changed.append(pyproject)
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        before = path.read_text(encoding="utf-8")
+        nb = update_notebook(json.loads(before), path.name, url, ref)
+        if json.dumps(nb, indent=1, ensure_ascii=False) + "\n" != before:
+            write_notebook(path, nb)
+            changed.append(path)
+    return changed
+
+
+def _set_repo_command(args: list[str]) -> int:
+    ref = "main"
+    if "--ref" in args:
+        i = args.index("--ref")
+        if i + 1 >= len(args):
+            raise SystemExit("set-repo: --ref needs a branch or tag name, e.g. --ref v1.0")
+        ref = args[i + 1]
+        args = args[:i] + args[i + 2:]
+    if len(args) != 1:
+        raise SystemExit("usage: python3 tutorial.py set-repo https://github.com/OWNER/NAME [--ref TAG]")
+    changed = set_repo(args[0], ref)
+    url, ref = read_repo()
+    print(f"Repository {url} at {ref}: " + (", ".join(str(p.relative_to(ROOT)) for p in changed) + " updated"
+                                             if changed else "everything already points there"))
+    return 0
+
+
+# --------------------------------------------------------------------------- commands
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help", "help") or argv[0] not in ("lab", "test", "setup"):
+    commands = ("lab", "test", "setup", "set-repo")
+    if not argv or argv[0] in ("-h", "--help", "help") or argv[0] not in commands:
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
     command, rest = argv[0], argv[1:]
+    if command == "set-repo":
+        return _set_repo_command(rest)
     if command == "setup":
         setup(fresh="--fresh" in rest)
         return 0
     python = setup()
     if command == "test":
         return subprocess.run([str(python), "-m", "pytest", *rest], cwd=ROOT).returncode
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in rest:
+        print("Running as root (as in Docker images and cloud notebooks): passing --allow-root to JupyterLab.")
+        rest = [*rest, "--allow-root"]
     return subprocess.run([str(python), "-m", "jupyter", "lab", "notebooks", *rest], cwd=ROOT).returncode
 
 

@@ -6,21 +6,29 @@ image) summarises what a digit looks like, and its predictions tell which digit 
 :mod:`gan_tutorial.metrics` builds the classifier-feature FID, class histograms and label
 accuracy on top of it.
 
-:func:`get_classifier` loads the trained network from ``config.cache_dir() / "mnist_classifier.pt"``
-or, the first time, trains it and caches it: 600 minibatches of 128 images, about 30 s of CPU time
-(measured: 86 s of wall time on one thread of a busy 2-core machine; 98.5% held-out accuracy).
+One network everywhere: :func:`get_classifier` loads the weights committed with the package
+(``gan_tutorial/weights/mnist_classifier.pt``, float16, checked against the sha256 in
+``weights/manifest.json``, loaded with ``weights_only=True``), so a classifier-FID means the same
+measurement on every machine. They are made by ``python -m gan_tutorial.classifier --retrain``
+(600 minibatches of 128 images on one CPU thread, seed 0), which rewrites the file and its
+manifest together, with the held-out accuracy measured with the stored weights.
+``python -m gan_tutorial.classifier`` checks them: hash, and accuracy when MNIST is available.
 
-Data and honesty about it: the classifier uses ``load_mnist()``, holds out ``HOLDOUT = 2000``
-images with ``split(2000, seed=0)`` and trains on the rest. The offline copy of MNIST that the
-tutorial ships with is the 10,000-image *test* split, and the GANs train on those same images,
-so the classifier has seen most images a GAN learned from. That is fine for a metric (it only
-has to recognise digits well); its accuracy is always measured on the held-out images, which it
-never saw. Use :func:`mnist_splits` to get the same split in a notebook.
+Data and honesty about it: the classifier uses ``load_mnist()`` -- the 10,000-image *test* split,
+the one every notebook trains its GANs on -- holds out ``HOLDOUT = 2000`` images with
+``split(2000, seed=0)`` and trains on the rest. So the classifier has seen most images a GAN
+learned from. That is fine for a metric (it only has to recognise digits well); its accuracy is
+always measured on the held-out images, which it never saw. Use :func:`mnist_splits` to get the
+same split in a notebook.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import hashlib
+import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,11 +42,18 @@ from .data import ImageData, load_mnist
 
 HOLDOUT = 2000                                   # images held out to measure the classifier
 SPLIT_SEED = 0                                   # seed of ImageData.split for that hold-out
-CACHE_NAME = "mnist_classifier.pt"
+CACHE_NAME = "mnist_classifier.pt"               # file name for a classifier of your own (get_classifier(path=...))
 CACHE_FORMAT = "gan_tutorial-mnist-classifier-v1"
 TRAIN_STEPS = 600                                # minibatches of 128: ~10 passes over 8,000 images
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist_classifier.pt"   # the committed weights
+MANIFEST = WEIGHTS.with_name("manifest.json")    # their sha256 and measured held-out accuracy
+RETRAIN = "python -m gan_tutorial.classifier --retrain"
 
 _LOADED: dict = {}                               # (path, device, mtime) -> classifier, so repeated calls are free
+
+
+class WeightsMismatchError(ValueError):
+    """The committed classifier file does not match the sha256 in its manifest (the message has the fix)."""
 
 
 class MNISTClassifier(nn.Module):
@@ -124,7 +139,7 @@ class MNISTClassifier(nn.Module):
         labels = torch.as_tensor(labels).reshape(-1).cpu().long()
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"got {labels.shape[0]} labels for {images.shape[0]} images")
-        return float((self.predict(images, batch_size) == labels).float().mean())
+        return (self.predict(images, batch_size) == labels).sum().item() / labels.shape[0]
 
 
 # --------------------------------------------------------------------------- data
@@ -223,22 +238,14 @@ def train_classifier(train: ImageData, holdout: ImageData, device=None, num_step
 
 
 # --------------------------------------------------------------------------- cache
-def _save(model: MNISTClassifier, path: Path) -> None:
-    """Write the classifier atomically: a temp file in the same folder, then ``os.replace``."""
-    payload = {
-        "format": CACHE_FORMAT,
-        "hparams": dict(model.hparams),
-        "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "holdout_accuracy": float(model.holdout_accuracy),
-        "trained_on": str(model.trained_on),
-        "train_seconds": float(getattr(model, "train_seconds", 0.0)),
-        "torch_version": str(torch.__version__),  # plain str: weights_only loading refuses TorchVersion
-    }
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file)`` on a temp file in ``path``'s folder, then move it into place (no half files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
+        os.chmod(tmp, 0o644)                                     # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -246,8 +253,23 @@ def _save(model: MNISTClassifier, path: Path) -> None:
         raise
 
 
+def _save(model: MNISTClassifier, path: Path, half: bool = False) -> None:
+    """Write the classifier atomically; ``half=True`` stores the weights as float16 (half the size)."""
+    dtype = torch.float16 if half else torch.float32
+    payload = {
+        "format": CACHE_FORMAT,
+        "hparams": dict(model.hparams),
+        "state": {k: v.detach().cpu().to(dtype) for k, v in model.state_dict().items()},
+        "holdout_accuracy": float(model.holdout_accuracy),
+        "trained_on": str(model.trained_on),
+        "train_seconds": float(getattr(model, "train_seconds", 0.0)),
+        "torch_version": str(torch.__version__),  # plain str: weights_only loading refuses TorchVersion
+    }
+    _atomic_write(path, lambda f: torch.save(payload, f))
+
+
 def _load(path: Path, device: torch.device) -> MNISTClassifier:
-    """Load a cached classifier; raises ``ValueError`` saying why when the file cannot be used."""
+    """Load a classifier file; raises ``ValueError`` saying why when the file cannot be used."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or a pickle that is not plain weights
@@ -256,7 +278,7 @@ def _load(path: Path, device: torch.device) -> MNISTClassifier:
         raise ValueError("not a gan_tutorial MNIST-classifier file")
     try:
         model = MNISTClassifier(**payload["hparams"])
-        model.load_state_dict(payload["state"])
+        model.load_state_dict({k: v.float() for k, v in payload["state"].items()})
         accuracy = float(payload["holdout_accuracy"])
     except Exception as e:
         raise ValueError(f"does not match this version of MNISTClassifier ({type(e).__name__})") from e
@@ -270,24 +292,61 @@ def _summary(model: MNISTClassifier) -> str:
             "MNIST images it never trained on")
 
 
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def manifest() -> dict:
+    """The committed weights' manifest entry: ``sha256``, ``bytes``, ``holdout_accuracy``, how they were made."""
+    return json.loads(MANIFEST.read_text(encoding="utf-8"))[WEIGHTS.name]
+
+
+def _load_committed(device: torch.device) -> MNISTClassifier:
+    """The committed classifier, after checking its sha256 against the manifest."""
+    restore = ("Fix: restore the file (in a clone: git checkout -- gan_tutorial/weights; otherwise reinstall "
+               f"the package), or make new weights on purpose with `{RETRAIN}` (it rewrites the manifest too).")
+    if not WEIGHTS.is_file() or not MANIFEST.is_file():
+        missing = WEIGHTS if not WEIGHTS.is_file() else MANIFEST
+        raise FileNotFoundError(f"The metric classifier's {missing.name} is missing from gan_tutorial/weights/. {restore}")
+    want, got = manifest()["sha256"], sha256(WEIGHTS)
+    if got != want:
+        raise WeightsMismatchError(
+            f"gan_tutorial/weights/{WEIGHTS.name} does not match the sha256 in {MANIFEST.name} (got {got[:16]}..., "
+            f"expected {want[:16]}...): the file is damaged or was changed without its manifest. {restore}")
+    return _load(WEIGHTS, device)
+
+
 def get_classifier(device=None, retrain: bool = False, verbose: bool = True, *, data: ImageData | None = None,
                    path: str | Path | None = None, num_steps: int = TRAIN_STEPS) -> MNISTClassifier:
-    """The metric classifier, in eval mode: from the cache when possible, else trained and cached.
+    """The metric classifier, in eval mode.
 
     Args:
         device: where the net lives (``None``: ``config.get_device()``).
-        retrain: train afresh even when a cached copy exists (and overwrite it).
-        verbose: print where it came from and its held-out accuracy; show a progress bar.
-        data: MNIST to train on when training is needed (default ``load_mnist()``; a missing
-            MNIST raises ``DataNotFoundError`` with the fix).
-        path: the cache file (default ``config.cache_dir() / "mnist_classifier.pt"``).
+        retrain: train afresh and overwrite ``path`` (needs ``path``: the committed weights are
+            replaced only by ``python -m gan_tutorial.classifier --retrain``).
+        verbose: print where it came from and its held-out accuracy; show a progress bar when training.
+        data: MNIST to train on when a classifier of your own is trained (default ``load_mnist()``).
+            The committed weights ignore it.
+        path: ``None`` (default): the weights committed with the package, the same on every machine;
+            their sha256 is checked (``WeightsMismatchError`` with the fix when it differs). A file
+            of your own instead: loaded when present and valid, else trained on ``data`` and saved there.
         num_steps: minibatches of 128 when training.
 
-    A cache file that is corrupt or not a classifier is reported and replaced by a new one.
     Within one process the loaded net is reused (same object) while the file is unchanged.
     """
     device = config.get_device(device)
-    path = Path(path).expanduser() if path is not None else config.cache_dir() / CACHE_NAME
+    if path is None:
+        if retrain:
+            raise ValueError("retrain=True needs path=... (a file of your own). The committed weights are "
+                             f"replaced on purpose only, with `{RETRAIN}`.")
+        key = (str(WEIGHTS), str(device), WEIGHTS.stat().st_mtime_ns if WEIGHTS.is_file() else None)
+        model = _LOADED.get(key)
+        if model is None:
+            model = _LOADED[key] = _load_committed(device)
+        if verbose:
+            print(_summary(model) + " (the weights committed with the package, sha256 checked)")
+        return model
+    path = Path(path).expanduser()
     if not retrain and path.is_file():
         key = (str(path.resolve()), str(device), path.stat().st_mtime_ns)
         model = _LOADED.get(key)
@@ -295,29 +354,101 @@ def get_classifier(device=None, retrain: bool = False, verbose: bool = True, *, 
             try:
                 model = _load(path, device)
             except ValueError as e:
-                print(f"The cached classifier {path.name} (in the cache folder, see gan_tutorial.config.cache_dir()) "
-                      f"cannot be used: {e}. Training a new one.")
+                print(f"The classifier file {path.name} cannot be used: {e}. Training a new one.")
             else:
                 _LOADED[key] = model
         if model is not None:
             if verbose:
-                print(_summary(model) + " (loaded from the cache)")
+                print(_summary(model) + f" (loaded from {path.name})")
             return model
     rest, holdout = mnist_splits(data)
     if verbose:
         source = rest.source.split(", from ")[0]
-        print(f"Training the MNIST classifier (once; it is cached afterwards): {len(rest):,} images to learn "
+        print(f"Training an MNIST classifier of your own: {len(rest):,} images to learn "
               f"from, {len(holdout):,} held out, from the {source} ...")
     model = train_classifier(rest, holdout, device=device, num_steps=num_steps, verbose=verbose)
     try:
         _save(model, path)
         _LOADED[(str(path.resolve()), str(device), path.stat().st_mtime_ns)] = model
-        cached = "cached for next time"
-    except OSError as e:  # e.g. a read-only home folder: still usable, just not cached
-        cached = f"could not be cached ({type(e).__name__}: {e}); set GAN_TUTORIAL_CACHE to a writable folder"
+        saved = f"saved as {path.name}"
+    except OSError as e:  # e.g. a read-only folder: still usable, just not saved
+        saved = f"could not be saved ({type(e).__name__}: {e})"
     if verbose:
-        print(f"{_summary(model)}; trained in {model.train_seconds:.0f} s on {device}, {cached}.")
+        print(f"{_summary(model)}; trained in {model.train_seconds:.0f} s on {device}, {saved}.")
     return model
 
 
-__all__ = ["HOLDOUT", "MNISTClassifier", "get_classifier", "mnist_splits", "train_classifier"]
+# --------------------------------------------------------------------------- the committed weights
+def retrain_committed(data: ImageData | None = None, num_steps: int = TRAIN_STEPS, verbose: bool = True) -> dict:
+    """Train the metric classifier on the CPU and write ``weights/mnist_classifier.pt`` (float16) and
+    ``weights/manifest.json`` (its sha256 and the held-out accuracy of the *stored* weights).
+
+    ``data`` defaults to ``load_mnist()`` (the test split, checksums verified). Returns the manifest entry.
+    """
+    rest, holdout = mnist_splits(data if data is not None else load_mnist(verbose=verbose))
+    model = train_classifier(rest, holdout, device="cpu", num_steps=num_steps, verbose=verbose)
+    with tempfile.TemporaryDirectory() as tmp:                   # measure what is stored: float16 weights
+        _save(model, Path(tmp) / WEIGHTS.name, half=True)
+        stored = _load(Path(tmp) / WEIGHTS.name, torch.device("cpu"))
+    stored.holdout_accuracy = stored.accuracy(holdout.images, holdout.labels)
+    stored.train_seconds = model.train_seconds
+    _save(stored, WEIGHTS, half=True)
+    entry = {
+        "sha256": sha256(WEIGHTS),
+        "bytes": WEIGHTS.stat().st_size,
+        "holdout_accuracy": stored.holdout_accuracy,
+        "holdout": f"{len(holdout):,} images of the {holdout.source.split(', ')[0]} held out by "
+                   f"ImageData.split({HOLDOUT}, seed={SPLIT_SEED}) (classifier.mnist_splits); measured on the CPU "
+                   "with the stored float16 weights",
+        "trained_on": stored.trained_on,
+        "train_steps": num_steps,
+        "train_seconds": round(model.train_seconds, 1),
+        "torch_version": str(torch.__version__),
+        "made_by": RETRAIN,
+    }
+    _atomic_write(MANIFEST, lambda f: f.write((json.dumps({WEIGHTS.name: entry}, indent=2) + "\n").encode()))
+    _LOADED.clear()
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gan_tutorial.classifier",
+        description="Check the committed metric classifier (sha256, and held-out accuracy when MNIST is "
+                    "available), or --retrain it: rewrites gan_tutorial/weights/mnist_classifier.pt and its manifest.")
+    parser.add_argument("--retrain", action="store_true", help="train afresh on the CPU (about a minute) and "
+                        "overwrite the committed weights and manifest")
+    args = parser.parse_args(argv)
+    if args.retrain:
+        entry = retrain_committed()
+        print(f"Wrote gan_tutorial/weights/{WEIGHTS.name} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:16]}...) "
+              f"and {MANIFEST.name}: {entry['holdout_accuracy']:.2%} held-out accuracy, trained in "
+              f"{entry['train_seconds']:.0f} s.")
+        return 0
+    try:
+        model = get_classifier(device="cpu", verbose=False)
+    except (OSError, ValueError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    stated = manifest()["holdout_accuracy"]
+    print(f"gan_tutorial/weights/{WEIGHTS.name}: sha256 matches {MANIFEST.name}; stated held-out accuracy {stated:.2%}")
+    from .data import DataNotFoundError
+
+    try:
+        _, holdout = mnist_splits(verbose=False)
+    except DataNotFoundError:
+        print("MNIST is not available here, so the accuracy was not re-measured (set GAN_TUTORIAL_DATA).")
+        return 0
+    measured = model.accuracy(holdout.images, holdout.labels)
+    print(f"measured on the {len(holdout):,} held-out images: {measured:.2%}")
+    if measured != stated:
+        print(f"The measured accuracy differs from the stated {stated:.2%}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["HOLDOUT", "MNISTClassifier", "WeightsMismatchError", "get_classifier", "mnist_splits",
+           "retrain_committed", "train_classifier"]
+
+if __name__ == "__main__":
+    sys.exit(main())

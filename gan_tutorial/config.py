@@ -6,17 +6,52 @@ Environment variables (all optional):
   mode. When unset, fast mode is on if ``CI`` is set and off otherwise.
 * ``GAN_TUTORIAL_DEVICE`` -- ``cuda``, ``cuda:1``, ``mps``, ``cpu`` or ``auto`` (default).
 * ``GAN_TUTORIAL_DATA`` -- a folder holding ``mnist/`` (idx files or torchvision's layout).
-* ``GAN_TUTORIAL_CACHE`` -- where trained helper models (e.g. the metric classifier) are kept.
+* ``GAN_TUTORIAL_CACHE`` -- where the package keeps things it makes or downloads for you.
+
+The repository address (``REPO_URL``) and the branch or tag the notebooks install from
+(``REPO_REF``) are kept in one place, ``[project.urls]`` of ``pyproject.toml``; change them with
+``python3 tutorial.py set-repo URL [--ref TAG]``, which also rewrites the notebooks' Colab badges
+and install cells.
 """
 from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import torch
 
-REPO_URL = "https://github.com/gan-tutorial/gan-tutorial"
+
+def _project_urls() -> dict[str, str]:
+    """``[project.urls]`` of the project: from ``pyproject.toml`` in a source checkout (an editable
+    install sees edits at once), else from the installed package's metadata (e.g. a git install)."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.is_file():
+        text = pyproject.read_text(encoding="utf-8")
+        if re.search(r'^name\s*=\s*"gan-tutorial"', text, re.M):
+            section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+            lines = section.group(1) if section else ""
+            return dict(re.findall(r'^\s*"?([\w.-]+)"?\s*=\s*"([^"]*)"', lines, re.M))
+    try:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        entries = metadata("gan-tutorial").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        return {}
+    return dict(tuple(part.strip() for part in entry.split(",", 1)) for entry in entries if "," in entry)
+
+
+def _repository() -> tuple[str | None, str]:
+    urls = _project_urls()
+    url = urls.get("Repository")
+    notebooks = urls.get("Notebooks", "")
+    prefix = f"{url}/tree/"
+    ref = notebooks[len(prefix):].rsplit("/notebooks", 1)[0] if url and notebooks.startswith(prefix) else "main"
+    return url, ref
+
+
+REPO_URL, REPO_REF = _repository()  # e.g. "https://github.com/OWNER/NAME", "main" (None if not installed)
 
 
 def fast_mode() -> bool:

@@ -1,21 +1,32 @@
 """Data: toy Gaussian mixtures (1-D and 2-D) and MNIST with an offline-first loader.
 
+Which MNIST: every notebook trains on the same images on every machine, MNIST's official *test*
+split (10,000 digits, ``split="test"``, the default). It is what the offline copy holds, and
+torchvision can download it anywhere. The 60,000-image training split is used only when asked
+for (``split="train"``).
+
 MNIST is looked for, in order, under ``root`` (default ``config.data_root()``):
 
-1. idx files in ``root/mnist/`` (``train-*`` or ``t10k-*``, plain or ``.gz``) -- the layout of
+1. idx files in ``root/mnist/`` (``t10k-*`` or ``train-*``, ``.gz`` or unpacked) -- the layout of
    the tutorial's offline copy;
 2. torchvision's layout ``root/MNIST/raw/``;
 3. a download through torchvision, only when ``download=True`` (announced before it starts);
 4. a stand-in made of rendered digits, only when ``allow_standin=True`` (announced loudly).
 
-Otherwise a ``DataNotFoundError`` explains how to get the files.
+Otherwise a ``DataNotFoundError`` explains how to get the files. Every file read is checked
+against its published MD5 checksum (``MNIST_MD5``) before use; a mismatch raises
+``DataChecksumError`` with the fix. A download goes to a temporary folder first and is moved into
+place only when its checksums are right, so a broken download never takes a good file's place.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
+import shutil
 import struct
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +125,10 @@ class DataNotFoundError(FileNotFoundError):
     """Raised when a dataset is neither on disk nor downloadable; the message says how to get it."""
 
 
+class DataChecksumError(ValueError):
+    """Raised when a data file does not match its published checksum; the message names the fix."""
+
+
 @dataclass
 class ImageData:
     """Images in [-1, 1] with shape ``(N, C, H, W)``, integer labels ``(N,)`` and where they came from."""
@@ -141,14 +156,42 @@ class ImageData:
 
 _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_MNIST_SIZES = {"train": 60000, "test": 10000}
+
+# MD5 of the files as published (the .gz files, as listed by torchvision and the MNIST page) and, for
+# the test split, of the unpacked files (measured from the verified .gz files). No checksum of the
+# unpacked training files is published: those are checked when their .gz is beside them.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
 
 
-def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an idx file (plain or gzipped) into a uint8 tensor."""
+def _checksum_error(path: Path, got: str, want: str) -> DataChecksumError:
+    return DataChecksumError(
+        f"{path.name} (in {_shown(path.parent)}) does not match the published MNIST checksum (md5 {got}, expected "
+        f"{want}): the file is damaged or is not MNIST.\nFix: delete it and load again with download=True, or "
+        "copy a good copy of the file in its place. For another dataset stored in MNIST's file format "
+        "(e.g. Fashion-MNIST) pass verify=False.")
+
+
+def read_idx(path: str | Path, verify: bool = False) -> torch.Tensor:
+    """Read an idx file (plain or gzipped) into a uint8 tensor; ``verify=True`` checks ``MNIST_MD5`` first."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    raw = path.read_bytes()
+    if verify and path.name in MNIST_MD5:
+        got = hashlib.md5(raw).hexdigest()
+        if got != MNIST_MD5[path.name]:
+            raise _checksum_error(path, got, MNIST_MD5[path.name])
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path} is not a complete gzip file ({e}); re-download it.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte idx file (bad magic number); re-download it.")
     ndim = raw[3]
@@ -161,7 +204,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
+    for name in (stem + ".gz", stem):  # the .gz first: its published checksum is the one to check
         if (folder / name).is_file():
             return folder / name
     return None
@@ -188,13 +231,14 @@ def _shown(folder: Path) -> str:
     return Path(folder).name + "/"
 
 
-def _how_to_get(root: Path) -> str:
+def _how_to_get(root: Path, split: str = "test") -> str:
+    img, lab = _MNIST_FILES[split]
     return (
-        f"MNIST was not found under {root} (looked in {root / 'mnist'} and {root / 'MNIST' / 'raw'}).\n"
+        f"MNIST ({split} split) was not found under {root} (looked in {root / 'mnist'} and "
+        f"{root / 'MNIST' / 'raw'}).\n"
         "Fix it one of these ways:\n"
         "  * online: call load_mnist(download=True) (or pass --download on the command line);\n"
-        "  * offline: copy the idx files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,\n"
-        "    t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder DIR/mnist/ and\n"
+        f"  * offline: copy the idx files {img}.gz and {lab}.gz into a folder DIR/mnist/ and\n"
         "    set GAN_TUTORIAL_DATA=DIR;\n"
         "  * to just try the code: load_mnist(allow_standin=True) uses rendered digits instead."
     )
@@ -211,56 +255,92 @@ def _resize(images: torch.Tensor, image_size: int) -> torch.Tensor:
                          align_corners=False).clamp(-1, 1)
 
 
-def load_mnist(root: str | Path | None = None, split: str = "auto", *, download: bool = False,
+def load_mnist(root: str | Path | None = None, split: str = "test", *, download: bool = False,
                allow_standin: bool = False, image_size: int = 28, limit: int | None = None,
-               device=None, verbose: bool = True) -> ImageData:
+               device=None, verbose: bool = True, verify: bool = True) -> ImageData:
     """Load MNIST as tensors in [-1, 1], shape ``(N, 1, image_size, image_size)``.
 
-    ``split``: ``"train"``, ``"test"`` or ``"auto"`` (train when present, else the test split,
-    which is what the offline copy holds). ``limit`` keeps the first ``limit`` images.
+    ``split``: ``"test"`` (default: the 10,000 images every notebook trains on, on every machine)
+    or ``"train"`` (the 60,000-image training split). ``limit`` keeps the first ``limit`` images.
+    ``verify`` checks each file against its published checksum first (``DataChecksumError`` on a
+    mismatch); turn it off only for another dataset stored in MNIST's file format.
     """
-    if split not in ("auto", "train", "test"):
-        raise ValueError(f"split must be 'auto', 'train' or 'test', got {split!r}")
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' (10,000 images, what the notebooks use) or 'train' "
+                         f"(60,000 images), got {split!r}")
     root = Path(root).expanduser() if root is not None else config.data_root()
-    splits = ["train", "test"] if split == "auto" else [split]
-    found = next(((s, _locate(root, s)) for s in splits if _locate(root, s)), None)
+    found = _locate(root, split)
     if found is None and download:
-        found = _download(root, "train" if split == "auto" else split, verbose)
+        found = _download(root, split, verbose)
     if found is None:
         if allow_standin:
             data = standin_digits(limit or 10000, image_size=image_size)
             return data.to(device) if device is not None else data
-        raise DataNotFoundError(_how_to_get(root))
-    used, (img_path, lab_path) = found
-    images, labels = read_idx(img_path), read_idx(lab_path).long()
+        raise DataNotFoundError(_how_to_get(root, split))
+    img_path, lab_path = found
+    images, labels = read_idx(img_path, verify=verify), read_idx(lab_path, verify=verify).long()
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{img_path} and {lab_path} hold different numbers of items; re-download them.")
+    if verify and images.shape[0] != _MNIST_SIZES[split]:
+        raise DataChecksumError(f"{img_path.name} holds {images.shape[0]} images, not the {_MNIST_SIZES[split]:,} "
+                                f"of MNIST's {split} split. Fix: replace it with the published file "
+                                "(load with download=True), or pass verify=False for other data in this format.")
+    checked = verify and all(p.name in MNIST_MD5 for p in found)
+    if verify and not checked and verbose:
+        print(f"Note: {img_path.name} and {lab_path.name} have no published checksum (unpacked training files); "
+              "keep the .gz files beside them to have them checked.")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     x = images.float().div(127.5).sub(1.0)[:, None]  # (N, 1, 28, 28) in [-1, 1]
     x = _resize(x, image_size)
-    source = f"MNIST {used} split, {len(labels)} images, from {_shown(img_path.parent)}"
+    source = f"MNIST {split} split, {len(labels)} images, from {_shown(img_path.parent)}"
     if verbose:
-        note = " (the training split is not there, so the test split is used for training)" if (
-            split == "auto" and used == "test") else ""
-        print(f"Loaded {source}{note}")
+        print(f"Loaded {source}" + (" (checksums verified)" if checked else ""))
     data = ImageData(x, labels, source)
     return data.to(device) if device is not None else data
 
 
 def _download(root: Path, split: str, verbose: bool):
+    """Download MNIST with torchvision into a temporary folder under ``root``, check every file's
+    checksum, then move the files into ``root/MNIST/raw``; nothing is left behind on failure."""
     try:
         from torchvision.datasets import MNIST
     except ImportError as e:  # pragma: no cover
         raise DataNotFoundError("torchvision is needed to download MNIST: pip install torchvision") from e
     if verbose:
-        print(f"Downloading MNIST ({split} split, about 12 MB in all) with torchvision into {root / 'MNIST'} ...")
+        print(f"Downloading MNIST with torchvision (four files, about 12 MB; the {split} split is used) "
+              f"into {_shown(root / 'MNIST' / 'raw')} ...")
     try:
-        MNIST(str(root), train=(split == "train"), download=True)
-    except Exception as e:  # network errors come in many types
-        raise DataNotFoundError(f"Downloading MNIST failed ({type(e).__name__}: {e}).\n" + _how_to_get(root)) from e
-    located = _locate(root, split)
-    return (split, located) if located else None
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".mnist-download-", dir=root))
+    except OSError as e:
+        raise DataNotFoundError(f"Cannot write to {root} ({type(e).__name__}: {e}). Fix: set GAN_TUTORIAL_DATA "
+                                "to a folder you can write to, or pass root=...") from e
+    try:
+        try:
+            MNIST(str(tmp), train=(split == "train"), download=True)
+        except Exception as e:  # network errors and torchvision's own checksum failure come in many types
+            raise DataNotFoundError(f"Downloading MNIST failed ({type(e).__name__}: {e}); nothing was kept.\n"
+                                    + _how_to_get(root, split)) from e
+        fetched = tmp / "MNIST" / "raw"
+        files = sorted(fetched.iterdir()) if fetched.is_dir() else []
+        for path in files:
+            want = MNIST_MD5.get(path.name)
+            got = hashlib.md5(path.read_bytes()).hexdigest() if want else None
+            if got != want:
+                img, lab = _MNIST_FILES[split]
+                raise DataChecksumError(
+                    f"The downloaded {path.name} is corrupted (md5 {got}, expected {want}); the download was "
+                    "deleted and nothing was kept.\nFix: run again to download it afresh. If it keeps failing, "
+                    f"copy {img}.gz and {lab}.gz from another source into a folder DIR/mnist/ and set "
+                    "GAN_TUTORIAL_DATA=DIR (their checksums are checked when loaded).")
+        target = root / "MNIST" / "raw"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _locate(root, split)
 
 
 def standin_digits(n: int = 10000, image_size: int = 28, seed: int = 0) -> ImageData:

@@ -10,11 +10,16 @@ is the average over positions of ``f_i * f_j``, so it does not grow with the ima
 ``style_loss`` is ``4x`` the per-layer loss ``E_l`` of Gatys et al. (2016), whose ``1 / (4 N^2 M^2)``
 factor is written for the unnormalised Gram.
 
-The feature network is VGG-19 (Simonyan & Zisserman, 2014). Its ImageNet weights (about 550 MB)
-are used when they are in torch.hub's cache or when downloading is allowed (``download=True`` or
-``GAN_TUTORIAL_DOWNLOAD=1``); otherwise the same architecture with fixed random weights is used,
-and the loader says so. Random convolutional features still capture texture statistics (Ustyuzhaninov
-et al., 2016), so every idea here can be tried offline.
+The feature network is VGG-19 (Simonyan & Zisserman, 2014), with one rule on every machine:
+
+1. its ImageNet weights from torch.hub's cache (torchvision's file) when they are there;
+2. else they are downloaded (about 548 MB, once, announced with the size) -- unless downloading is
+   switched off with ``download=False`` or ``GAN_TUTORIAL_DOWNLOAD=0``;
+3. only when they cannot be had (offline, download failed or switched off) the same architecture
+   with fixed random weights, announced. Random convolutional features still capture texture
+   statistics (Ustyuzhaninov et al., 2016), so every idea here can be tried offline.
+
+``VGGFeatures.source`` says which network is in use.
 """
 from __future__ import annotations
 
@@ -125,30 +130,45 @@ def vgg19_cache_path() -> Path:
 
 
 def _download_allowed(download) -> bool:
+    """``download`` if given, else ``$GAN_TUTORIAL_DOWNLOAD`` (``0``/``false``/``no``/``off`` switch it off); on by default."""
     if download is not None:
         return bool(download)
-    return os.environ.get("GAN_TUTORIAL_DOWNLOAD", "").strip().lower() in ("1", "true", "yes", "on")
+    return os.environ.get("GAN_TUTORIAL_DOWNLOAD", "").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _imagenet_state(download) -> dict | None:
-    """The ``features.*`` weights of torchvision's VGG-19, or None when not cached and not allowed."""
+def _vgg19_megabytes() -> float:
+    try:
+        from torchvision.models import VGG19_Weights
+
+        return float(VGG19_Weights.IMAGENET1K_V1.meta["_file_size"])
+    except (ImportError, KeyError, AttributeError):  # older torchvision: the size it documents
+        return 548.1
+
+
+def _imagenet_state(download) -> tuple[dict | None, str]:
+    """``(features.* weights of torchvision's VGG-19, "")``, or ``(None, why not)`` when they cannot be had."""
     path = vgg19_cache_path()
     if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    elif _download_allowed(download):
-        print("Downloading VGG-19 ImageNet weights (about 550 MB, once) into torch.hub's cache ...")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise RuntimeError(f"The VGG-19 file {path.name} in torch.hub's cache cannot be read ({type(err).__name__}). "
+                               f"Fix: delete it (it is in {Path(torch.hub.get_dir()).name}/checkpoints under "
+                               "torch.hub.get_dir()) and run again to download it afresh.") from err
+    elif not _download_allowed(download):
+        return None, "not in torch.hub's cache, and downloading is switched off"
+    else:
+        print(f"Downloading VGG-19 ImageNet weights ({_vgg19_megabytes():.0f} MB, once) into torch.hub's cache ...")
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(20)  # fail within seconds when offline instead of hanging
-        try:
-            state = torch.hub.load_state_dict_from_url(VGG19_URL, progress=True, map_location="cpu")
+        try:  # torch.hub writes to a temporary file and moves it into place only when complete and hash-checked
+            state = torch.hub.load_state_dict_from_url(VGG19_URL, progress=True, map_location="cpu", check_hash=True)
         except Exception as err:  # no network, proxy, disk full...
             print(f"  download failed ({type(err).__name__}: {err})")
-            return None
+            return None, f"not in torch.hub's cache, and the download failed ({type(err).__name__})"
         finally:
             socket.setdefaulttimeout(old)
-    else:
-        return None
-    return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}, ""
 
 
 class VGGFeatures(nn.Module):
@@ -156,9 +176,10 @@ class VGGFeatures(nn.Module):
 
     Args:
         layers: the names returned by default; the network is cut after the deepest one.
-        weights: ``'auto'`` (ImageNet if available, else random), ``'imagenet'`` (error if not
-            available) or ``'random'``.
-        download: allow downloading the ImageNet weights (default: ``$GAN_TUTORIAL_DOWNLOAD``).
+        weights: ``'auto'`` (ImageNet when they can be had, else random, announced), ``'imagenet'``
+            (error if they cannot be had) or ``'random'``.
+        download: may the ImageNet weights be downloaded when they are not cached? (default: yes,
+            unless ``GAN_TUTORIAL_DOWNLOAD=0``).
         seed: seed of the random weights (He-normal, zero bias), so results are reproducible.
 
     ``forward(images, layers=None)`` takes ``(B, 3, H, W)`` images in ``[0, 1]`` and returns a dict
@@ -180,23 +201,25 @@ class VGGFeatures(nn.Module):
                 modules += [nn.Conv2d(in_ch, item, 3, padding=1), nn.ReLU()]
                 in_ch = item
         self.net = nn.Sequential(*modules[:depth])
-        state = None if weights == "random" else _imagenet_state(download)
+        state, why = (None, "random weights asked for") if weights == "random" else _imagenet_state(download)
         if state is not None:
             self.net.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < depth})
             self.source = "ImageNet (torchvision VGG19_Weights.IMAGENET1K_V1)"
         elif weights == "imagenet":
             raise FileNotFoundError(
-                f"VGG-19 ImageNet weights could not be loaded: {vgg19_cache_path().name} is not in torch.hub's "
-                "cache and downloading is off (or failed). Pass download=True (or set GAN_TUTORIAL_DOWNLOAD=1) "
-                "with internet access, or use weights='auto' to fall back to random weights.")
+                f"VGG-19 ImageNet weights could not be had: {why}. Fix: run once with internet access and "
+                "download=True (GAN_TUTORIAL_DOWNLOAD unset or 1), or copy "
+                f"{vgg19_cache_path().name} into torch.hub's cache (torch.hub.get_dir()/checkpoints); "
+                "weights='auto' falls back to random weights instead.")
         else:
             self._randomize(seed)
             self.source = f"random weights (He-normal, seed {seed})"
             if verbose and weights == "auto":
-                print("VGG-19 ImageNet weights unavailable (not in torch.hub's cache; downloading off or failed):\n"
+                print(f"VGG-19 ImageNet weights could not be had ({why}):\n"
                       f"  using RANDOM weights (seed {seed}). They still capture texture statistics, but "
                       "results differ from the pretrained network.\n"
-                      "  For ImageNet weights pass download=True or set GAN_TUTORIAL_DOWNLOAD=1 (~550 MB).")
+                      f"  For ImageNet weights run with internet access and download=True "
+                      f"(about {_vgg19_megabytes():.0f} MB, once).")
         if verbose and state is not None:
             print(f"VGG-19 features: {self.source}")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

@@ -1,5 +1,11 @@
-"""The MNIST metric classifier: shapes, input handling, training, cache (load, atomic write, bad files)."""
+"""The MNIST metric classifier: shapes, input handling, training, files of your own (load, atomic
+write, bad files), and the committed weights (hash, stated accuracy, retraining command)."""
+import hashlib
+import json
 import pickle
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,7 +126,7 @@ def test_get_classifier_trains_caches_and_reloads(tmp_path, fake_training, capsy
     assert "50.0% accuracy" in capsys.readouterr().out
     again = C.get_classifier(device="cpu", data=toy, path=path)
     assert fake_training == [500]  # not trained a second time
-    assert "loaded from the cache" in capsys.readouterr().out
+    assert f"loaded from {C.CACHE_NAME}" in capsys.readouterr().out
     x = torch.rand(3, 1, 28, 28) * 2 - 1
     torch.testing.assert_close(again(x), net(x))
     payload = torch.load(path, weights_only=True)
@@ -191,3 +197,102 @@ def test_trained_classifier_reads_32_and_64_px(trained_classifier, splits):
     assert torch.equal(trained_classifier.predict(data._resize(x, 32)), p28)  # exact inverse of the padding
     agree64 = (trained_classifier.predict(data._resize(x, 64)) == p28).float().mean()
     assert agree64 >= 0.97
+
+
+# --------------------------------------------------------------------------- the committed weights
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_weights_match_their_manifest():
+    entry = C.manifest()
+    raw = C.WEIGHTS.read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == entry["sha256"] and len(raw) == entry["bytes"]
+    assert len(raw) < 300_000, "keep the committed weights small (float16)"
+    payload = torch.load(C.WEIGHTS, map_location="cpu", weights_only=True)   # plain tensors and numbers only
+    assert {v.dtype for v in payload["state"].values()} == {torch.float16}
+    assert payload["holdout_accuracy"] == entry["holdout_accuracy"]
+    assert entry["made_by"] == C.RETRAIN and "test split" in entry["holdout"]
+
+
+def test_committed_weights_go_into_the_wheel():
+    """pyproject's package-data must cover the files in gan_tutorial/weights/ (or a git install lacks them)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        tomllib = pytest.importorskip("tomli")
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gan_tutorial"]
+    for path in (C.WEIGHTS, C.MANIFEST):
+        name = path.relative_to(ROOT / "gan_tutorial").as_posix()
+        assert any(fnmatch(name, pattern) for pattern in patterns), name
+
+
+def test_default_classifier_is_the_committed_one(capsys):
+    net = C.get_classifier(device="cpu")
+    assert "committed with the package, sha256 checked" in capsys.readouterr().out
+    assert net.holdout_accuracy == C.manifest()["holdout_accuracy"]
+    assert C.get_classifier(device="cpu", verbose=False) is net          # loaded once per process
+
+
+def test_committed_classifier_has_the_stated_accuracy(splits):
+    """The accuracy in the manifest is what the committed weights score on the held-out test-split images."""
+    _, holdout = splits
+    net = C.get_classifier(device="cpu", verbose=False)
+    measured = net.accuracy(holdout.images, holdout.labels)
+    assert measured == C.manifest()["holdout_accuracy"]
+    assert measured >= 0.97
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch):
+    """The committed weights and manifest copied to a temporary folder, which the module then uses."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for path in (C.WEIGHTS, C.MANIFEST):
+        (folder / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(C, "WEIGHTS", folder / C.WEIGHTS.name)
+    monkeypatch.setattr(C, "MANIFEST", folder / C.MANIFEST.name)
+    monkeypatch.setattr(C, "_LOADED", {})
+    return folder
+
+
+def test_changed_weights_file_raises_with_the_fix(weights_copy):
+    raw = bytearray(C.WEIGHTS.read_bytes())
+    raw[-100] ^= 0x01                                     # one bit flipped
+    C.WEIGHTS.write_bytes(bytes(raw))
+    with pytest.raises(C.WeightsMismatchError, match="does not match the sha256.*git checkout.*--retrain"):
+        C.get_classifier(device="cpu", verbose=False)
+
+
+def test_missing_weights_file_raises_with_the_fix(weights_copy):
+    C.WEIGHTS.unlink()
+    with pytest.raises(FileNotFoundError, match="missing.*reinstall"):
+        C.get_classifier(device="cpu", verbose=False)
+
+
+def test_retrain_without_a_path_is_refused():
+    with pytest.raises(ValueError, match="--retrain"):
+        C.get_classifier(device="cpu", retrain=True, verbose=False)
+
+
+def test_retrain_command_writes_weights_and_manifest_together(weights_copy, monkeypatch):
+    real = C.train_classifier
+
+    def quick(train, holdout, device=None, num_steps=0, verbose=True, **kw):
+        return real(train, holdout, device="cpu", num_steps=20, batch_size=32, verbose=False)
+
+    monkeypatch.setattr(C, "train_classifier", quick)
+    monkeypatch.setattr(C, "load_mnist", lambda verbose=True: _toy_data(2300))
+    assert C.main(["--retrain"]) == 0
+    entry = json.loads(C.MANIFEST.read_text())[C.WEIGHTS.name]
+    assert entry == C.manifest() and entry["sha256"] == hashlib.sha256(C.WEIGHTS.read_bytes()).hexdigest()
+    _, holdout = C.mnist_splits(_toy_data(2300))
+    net = C.get_classifier(device="cpu", verbose=False)
+    assert net.accuracy(holdout.images, holdout.labels) == entry["holdout_accuracy"] > 0.5
+    assert not list(weights_copy.glob("*.tmp"))
+
+
+def test_check_command_reports_the_hash(capsys):
+    code = C.main([])
+    out = capsys.readouterr().out
+    assert "sha256 matches" in out
+    assert code == 0

@@ -1,7 +1,17 @@
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from gan_tutorial import config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
 
 
 @pytest.mark.parametrize("value,expected", [("1", True), ("0", False), ("true", True), ("off", False)])
@@ -71,3 +81,48 @@ def test_folders_from_env(monkeypatch, tmp_path):
 def test_describe_mentions_mode(monkeypatch):
     monkeypatch.setenv("GAN_TUTORIAL_FAST", "1")
     assert "fast mode" in config.describe(torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------- repository address, launcher
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _launcher():
+    spec = importlib.util.spec_from_file_location("tutorial_launcher", ROOT / "tutorial.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_repo_address_comes_from_pyproject():
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert config.REPO_URL == urls["Repository"]
+    assert urls["Notebooks"] == f"{config.REPO_URL}/tree/{config.REPO_REF}/notebooks"
+    assert (config.REPO_URL, config.REPO_REF) == _launcher().read_repo()
+
+
+def test_repo_address_from_installed_metadata(monkeypatch):
+    """Without pyproject.toml beside the package (a git install), the package metadata is read."""
+    import importlib.metadata
+
+    class Meta:
+        def get_all(self, key):
+            assert key == "Project-URL"
+            return ["Repository, https://github.com/a/b", "Notebooks, https://github.com/a/b/tree/v3/notebooks"]
+
+    monkeypatch.setattr(config.Path, "is_file", lambda self: False)
+    monkeypatch.setattr(importlib.metadata, "metadata", lambda name: Meta())
+    assert config._repository() == ("https://github.com/a/b", "v3")
+
+
+def test_lab_as_root_passes_allow_root(monkeypatch, capsys):
+    launcher = _launcher()
+    runs = []
+    monkeypatch.setattr(launcher, "setup", lambda fresh=False: Path("python"))
+    monkeypatch.setattr(launcher.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or SimpleNamespace(returncode=0))
+    monkeypatch.setattr(launcher.os, "geteuid", lambda: 0, raising=False)
+    assert launcher.main(["lab"]) == 0
+    assert runs[-1][-1] == "--allow-root" and "passing --allow-root" in capsys.readouterr().out
+    monkeypatch.setattr(launcher.os, "geteuid", lambda: 1000, raising=False)
+    launcher.main(["lab"])
+    assert "--allow-root" not in runs[-1]

@@ -1,5 +1,7 @@
 """Tests for gan_tutorial.style: Gram matrix, losses, AdaIN, the VGG feature extractor and its
 offline fallback, and a tiny style-transfer run."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,10 +17,19 @@ def vgg_small():
 
 @pytest.fixture
 def offline_hub(tmp_path, monkeypatch):
-    """An empty torch.hub cache and downloads switched off: the situation on an offline machine."""
+    """An empty torch.hub cache and no network (every download raises): an offline machine.
+
+    ``.path`` is the cache folder, ``.calls`` the download attempts (URL and keyword arguments)."""
+    calls = []
+
+    def no_network(url, *args, **kwargs):
+        calls.append((url, kwargs))
+        raise OSError("network is unreachable")
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     monkeypatch.delenv("GAN_TUTORIAL_DOWNLOAD", raising=False)
-    return tmp_path / "hub"
+    return SimpleNamespace(path=tmp_path / "hub", calls=calls)
 
 
 # --------------------------------------------------------------------------- Gram matrix
@@ -181,52 +192,80 @@ def test_random_weights_are_reproducible():
     assert not torch.allclose(a.net[0].weight, c.net[0].weight)
 
 
-# --------------------------------------------------------------------------- weights: offline paths
-def test_offline_fallback_announces_random_weights(offline_hub, capsys):
+# --------------------------------------------------------------------------- weights: one rule everywhere
+def test_offline_fallback_announces_download_then_random_weights(offline_hub, capsys):
+    """Not cached: a download is tried (announced with its size); offline it fails and random weights are announced."""
     vgg = style.VGGFeatures(layers=["relu2_1"], weights="auto")
     out = capsys.readouterr().out
-    assert "RANDOM weights" in out and "download=True" in out
+    assert "Downloading VGG-19" in out and " MB" in out
+    assert "download failed" in out and "RANDOM weights" in out and "internet access" in out
+    assert [url for url, _ in offline_hub.calls] == [style.VGG19_URL]
+    assert offline_hub.calls[0][1].get("check_hash") is True
     assert vgg.source.startswith("random")
     assert vgg(torch.rand(1, 3, 8, 8))["relu2_1"].shape == (1, 128, 4, 4)
 
 
-def test_imagenet_weights_required_but_missing_fails_fast(offline_hub):
-    with pytest.raises(FileNotFoundError, match="download=True"):
+@pytest.mark.parametrize("switch", ["argument", "env"])
+def test_download_can_be_switched_off(offline_hub, monkeypatch, capsys, switch):
+    kwargs = {"download": False} if switch == "argument" else {}
+    if switch == "env":
+        monkeypatch.setenv("GAN_TUTORIAL_DOWNLOAD", "0")
+    vgg = style.VGGFeatures(layers=["relu1_1"], weights="auto", **kwargs)
+    out = capsys.readouterr().out
+    assert offline_hub.calls == [] and "Downloading" not in out
+    assert "switched off" in out and "RANDOM weights" in out and vgg.source.startswith("random")
+
+
+def test_imagenet_weights_required_but_missing_fails_with_fix(offline_hub):
+    with pytest.raises(FileNotFoundError, match="Fix: run once with internet access"):
+        style.VGGFeatures(layers=["relu1_1"], weights="imagenet")
+    assert len(offline_hub.calls) == 1
+    with pytest.raises(FileNotFoundError, match="switched off"):
         style.VGGFeatures(layers=["relu1_1"], weights="imagenet", download=False)
 
 
-def test_cached_weights_are_loaded(offline_hub, capsys):
-    """A file in torch.hub's cache (here a fake one with torchvision's key layout) is used."""
-    ref = style.VGGFeatures(layers=["relu2_1"], weights="random", seed=3, verbose=False)
+def test_random_weights_never_download(offline_hub, capsys):
+    vgg = style.VGGFeatures(layers=["relu1_1"], weights="random")
+    assert offline_hub.calls == [] and capsys.readouterr().out == "" and vgg.source.startswith("random")
+
+
+def _fake_vgg_file(seed=3):
+    """A file in torch.hub's cache with torchvision's key layout (random weights standing in for ImageNet's)."""
+    ref = style.VGGFeatures(layers=["relu2_1"], weights="random", seed=seed, verbose=False)
     state = {f"features.{k}": v for k, v in ref.net.state_dict().items()}
     state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored
     path = style.vgg19_cache_path()
-    assert path.parent.parent == offline_hub
     path.parent.mkdir(parents=True)
     torch.save(state, path)
+    return ref, path
+
+
+def test_cached_weights_are_loaded_without_download(offline_hub, capsys):
+    ref, path = _fake_vgg_file()
+    assert path.parent.parent == offline_hub.path
     vgg = style.VGGFeatures(layers=["relu1_1"], weights="auto")  # cut shorter than the file
     assert "ImageNet" in capsys.readouterr().out and vgg.source.startswith("ImageNet")
+    assert offline_hub.calls == []
     torch.testing.assert_close(vgg.net[0].weight, ref.net[0].weight)
 
 
-def test_failed_download_falls_back(offline_hub, monkeypatch, capsys):
-    def no_network(*args, **kwargs):
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    vgg = style.VGGFeatures(layers=["relu1_1"], weights="auto", download=True)
-    out = capsys.readouterr().out
-    assert "Downloading VGG-19" in out and "download failed" in out and "RANDOM weights" in out
-    assert vgg.source.startswith("random")
-
-
-def test_download_env_var(offline_hub, monkeypatch, capsys):
-    calls = []
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: calls.append(a) or {})
-    monkeypatch.setenv("GAN_TUTORIAL_DOWNLOAD", "1")
-    with pytest.raises(RuntimeError):  # the fake download returns no weights: load_state_dict complains
+def test_unreadable_cached_file_names_the_fix(offline_hub):
+    path = style.vgg19_cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half a download")
+    with pytest.raises(RuntimeError, match="delete it"):
         style.VGGFeatures(layers=["relu1_1"], weights="auto")
-    assert calls and calls[0][0] == style.VGG19_URL
+
+
+def test_successful_download_is_used(offline_hub, monkeypatch, capsys):
+    ref = style.VGGFeatures(layers=["relu1_1"], weights="random", seed=5, verbose=False)
+    state = {f"features.{k}": v for k, v in ref.net.state_dict().items()}
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, **kw: state)
+    monkeypatch.setenv("GAN_TUTORIAL_DOWNLOAD", "1")
+    vgg = style.VGGFeatures(layers=["relu1_1"], weights="auto")
+    out = capsys.readouterr().out
+    assert "Downloading VGG-19" in out and "RANDOM" not in out and vgg.source.startswith("ImageNet")
+    torch.testing.assert_close(vgg.net[0].weight, ref.net[0].weight)
 
 
 # --------------------------------------------------------------------------- style transfer and images
