@@ -31,7 +31,7 @@ class Recipe:
     settings: dict                 # TrainConfig overrides: loss, k, lr_G, lr_D, betas, batch_size, ema_decay, ...
     data: str = "mnist"            # "mnist" (images, labels when conditional) or "toy2d" (2-D mixtures)
     notebook: str = ""             # where it is taught
-    result: str = ""               # measured 180-s result on 2 CPU cores (benchmarks/recipes.py)
+    result: str = ""               # measured by benchmarks/recipes.py --equal-steps (see table())
     conditional: bool = field(default=False)
 
     def build(self, channels: int = 1, image_size: int = 28, **kwargs):
@@ -85,10 +85,12 @@ def _toy(channels=None, image_size=None, latent_dim=2, hidden=(64, 64, 64), crit
 _RECIPES = [
     Recipe("mlp", "fully connected G (BatchNorm, GELU) and D (LeakyReLU), non-saturating loss, EMA of G",
            _mlp, dict(loss="non-saturating", lr_G=4e-4, lr_D=4e-4, betas=(0.5, 0.999), k=1, batch_size=64,
-                      ema_decay=0.999), notebook="02"),
+                      ema_decay=0.999), notebook="02",
+           result="classifier-FID 12.7 (raw weights 23.3), rarest digit 7.9 %, 7,174 steps"),
     Recipe("dcgan", "convolutional G and D (width 32, BatchNorm), non-saturating loss",
            _dcgan("batch"), dict(loss="non-saturating", lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), k=1,
-                                 batch_size=64), notebook="03"),
+                                 batch_size=64), notebook="03",
+           result="classifier-FID 77.7, rarest digit 3.8 %, 3,628 steps"),
     Recipe("cgan", "conditional MLP G and projection D: draws the digit you ask for",
            _cgan("projection"), dict(loss="non-saturating", lr_G=4e-4, lr_D=4e-4, betas=(0.5, 0.999), k=1,
                                      batch_size=64), notebook="04", conditional=True),
@@ -97,7 +99,7 @@ _RECIPES = [
                                  batch_size=64), notebook="04", conditional=True),
     Recipe("wgan-gp", "the MLP nets as a Wasserstein critic with gradient penalty (k = 5)",
            _mlp, dict(loss="wasserstein-gp", lr_G=5e-4, lr_D=5e-4, betas=(0.5, 0.9), k=5, batch_size=64),
-           notebook="05"),
+           notebook="05", result="classifier-FID 39.6, rarest digit 7.9 %, 2,209 steps"),
     Recipe("wgan-gp-conv", "DCGAN generator and a LayerNorm convolutional critic, gradient penalty (k = 5)",
            _dcgan("layer"), dict(loss="wasserstein-gp", lr_G=1e-4, lr_D=1e-4, betas=(0.0, 0.9), k=5,
                                  batch_size=64)),
@@ -137,9 +139,11 @@ def build(name: str, channels: int = 1, image_size: int = 28, **kwargs):
 def table(data: str = "mnist") -> str:
     """The recipes for ``data`` as a text table: name, notebook, description, measured result."""
     rows = [f"{r.name:14s} {('nb ' + r.notebook) if r.notebook else '':6s} {r.description}"
-            + (f"\n{'':21s}180 s on 2 CPU cores: {r.result}" if r.result else "")
+            + (f"\n{'':21s}measured: {r.result}" if r.result else "")
             for r in RECIPES.values() if r.data == data]
-    return "\n".join(rows)
+    note = ("measured: the generator steps an idle 2-core CPU makes in 180 s, 5,000 samples scored against "
+            "2,000 held-out digits (benchmarks/recipes.py --equal-steps)")
+    return "\n".join(rows) + "\n" + note
 
 
 __all__ = ["Recipe", "RECIPES", "names", "get", "build", "table"]
