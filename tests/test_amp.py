@@ -15,7 +15,7 @@ import torch
 from gan_tutorial import checkpoints, models, train
 
 LOSSES = ["non-saturating", "minimax", "wasserstein", "wasserstein-gp"]
-X = torch.rand(256, 1, 8, 8) * 2 - 1  # small "images": the nets stay tiny and the tests fast
+X = torch.rand(256, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1  # small "images": tiny nets, fast tests
 
 
 def nets(seed=0):
@@ -43,11 +43,16 @@ def all_params(tr):
 def test_amp_trains_every_loss_close_to_fp32(loss, amp, one_thread):
     ref = run(loss)
     tr = run(loss, amp)
+    # a Wasserstein loss is a difference of two mean scores: its rounding error scales with the scores,
+    # not with the (possibly tiny) difference; bf16 keeps 8 significant bits, fp16 11
+    eps = {"bf16": 2.0 ** -8, "fp16": 2.0 ** -11}[amp]
+    scale = max(abs(v) for k in ("d_real", "d_fake") for v in ref.history[k]) if loss.startswith("wasserstein") else 0.0
     for key in ("loss_D", "loss_G"):
         got, want = torch.tensor(tr.history[key]), torch.tensor(ref.history[key])
         assert torch.isfinite(got).all(), f"{amp} {loss}: {key} = {got.tolist()}"
         # same init, data and noise: a few steps stay within the low precision's rounding
-        assert torch.allclose(got, want, rtol=2e-2, atol=2e-4), f"{amp} {loss} {key}: {got.tolist()} vs {want.tolist()}"
+        assert torch.allclose(got, want, rtol=2e-2, atol=max(2e-4, 8 * eps * scale)), \
+            f"{amp} {loss} {key}: {got.tolist()} vs {want.tolist()}"
     assert all(torch.isfinite(p).all() for p in all_params(tr))
     if loss == "wasserstein-gp":
         assert all(math.isfinite(v) and v > 0 for v in tr.history["gp"])
