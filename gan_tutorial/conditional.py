@@ -1,9 +1,9 @@
 """Conditional GANs: a projection discriminator, per-class sampling, and a data-augmentation test.
 
 The package's conditional models (``models.MLPGenerator(..., num_classes=10)`` and friends) read
-the label as a one-hot vector *concatenated* to their input. This module adds:
+the label as a one-hot vector *concatenated* to their input. This module gathers what notebook 04 uses:
 
-* :class:`ProjectionMLPDiscriminator` -- the label enters through an inner product with the
+* :class:`~gan_tutorial.models.ProjectionMLPDiscriminator` (defined in ``models``) -- the label enters through an inner product with the
   discriminator's features (Miyato & Koyama, 2018):
   ``score(x, y) = w . phi(x) + b + e_y . phi(x)``,
   with ``phi`` an MLP feature extractor and ``e_y`` a learned vector per class.
@@ -16,10 +16,7 @@ the label as a one-hot vector *concatenated* to their input. This module adds:
 """
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn as nn
 
 from .data import ImageData
 from .models import MLPDiscriminator, MLPGenerator, ProjectionMLPDiscriminator, generate as _generate
