@@ -5,11 +5,18 @@
     python3 tutorial.py test     # make .venv if needed, install, run the whole test suite
     python3 tutorial.py setup [--fresh]   # only (re)install; --fresh deletes .venv first
     python3 tutorial.py set-repo URL [--ref TAG]   # the repository the Colab badges and install cells use
+    python3 tutorial.py check-numbers [NOTEBOOK ...]  # prose numbers that no output of their notebook shows
 
 Extra arguments after ``test`` go to pytest, after ``lab`` to JupyterLab (run as root, ``lab`` adds
 ``--allow-root``). ``set-repo`` writes URL (a https://github.com/OWNER/NAME address: Colab opens
 notebooks from GitHub) and the branch or tag (default ``main``) into ``[project.urls]`` of
 pyproject.toml, and rewrites every notebook's Colab badge and install block to match.
+
+``check-numbers`` enforces the series' rule for numbers in the text: in a markdown cell every
+decimal number (``49.0``) and every percentage (``7.4 %``) is a measured claim and must appear in
+an output of the same notebook (the space before ``%`` does not matter). Numbers in code spans,
+code blocks and links are skipped; values that are not measured there (settings, literature values,
+constants) are listed in the cell, invisibly: ``<!-- not measured: 0.5 0.999 -->``.
 """
 from __future__ import annotations
 
@@ -195,15 +202,68 @@ def _set_repo_command(args: list[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- prose numbers
+_CLAIM = re.compile(r"(?<![\w.\-/:])(\d+\.\d+|\d+(?:\.\d+)?\s?%)(?![\w.]?\d)")
+_EXEMPT = re.compile(r"<!--\s*not measured:(.*?)-->", re.S)
+_SKIP = re.compile(r"```.*?```|`[^`\n]*`|\]\([^)]*\)|https?://\S+|arXiv:\S+|<!--.*?-->", re.S)
+
+
+def _norm(token: str) -> str:
+    return re.sub(r"\s+%", "%", token.strip())
+
+
+def _output_text(nb: dict) -> str:
+    parts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                parts.append("".join(out["text"]))
+            for kind, value in out.get("data", {}).items():
+                if kind.startswith("text/"):
+                    parts.append("".join(value))
+    return _norm("\n".join(parts))
+
+
+def unbacked_numbers(nb: dict) -> list[tuple[int, str, str]]:
+    """``(cell index, number, context)`` for each measured-looking number in the markdown of ``nb``
+    that none of its outputs shows and the cell does not list as not measured."""
+    outputs, found = _output_text(nb), []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"])
+        exempt = {_norm(t) for block in _EXEMPT.findall(text) for t in block.split()}
+        prose = _SKIP.sub(" ", text)
+        for m in _CLAIM.finditer(prose):
+            token = _norm(m.group(1))
+            if token in exempt or re.search(r"(?<![\d.])" + re.escape(token) + r"(?!\d)", outputs):
+                continue
+            found.append((i, token, prose[max(0, m.start() - 40):m.end() + 20].replace("\n", " ")))
+    return found
+
+
+def _check_numbers_command(args: list[str]) -> int:
+    paths = [Path(a) for a in args] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    bad = 0
+    for path in paths:
+        for cell, token, context in unbacked_numbers(json.loads(path.read_text(encoding="utf-8"))):
+            print(f"{path.name} cell {cell}: {token!r} is in no output: ...{context}...")
+            bad += 1
+    print(f"{bad} number(s) without an output to back them" if bad else "every prose number is backed by an output")
+    return 1 if bad else 0
+
+
 # --------------------------------------------------------------------------- commands
 def main(argv: list[str]) -> int:
-    commands = ("lab", "test", "setup", "set-repo")
+    commands = ("lab", "test", "setup", "set-repo", "check-numbers")
     if not argv or argv[0] in ("-h", "--help", "help") or argv[0] not in commands:
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
     command, rest = argv[0], argv[1:]
     if command == "set-repo":
         return _set_repo_command(rest)
+    if command == "check-numbers":
+        return _check_numbers_command(rest)
     if command == "setup":
         setup(fresh="--fresh" in rest)
         return 0

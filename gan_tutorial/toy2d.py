@@ -288,6 +288,24 @@ class _PlotEvery(Callback):
             self.draw()
 
 
+def plot_run(trainer: Trainer, mixture, num_points: int = 500):
+    """The playground's picture of a toy run: samples on the critic's surface, and its loss curves."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    plot_critic_surface(trainer.net_D, trainer.sample(num_points), mixture, ax=axes[0],
+                        title=f"samples on the critic, step {trainer.step}", resolution=80)
+    h = trainer.history
+    if h.get("step"):
+        key = "wasserstein" if "wasserstein" in h else "loss_D"
+        axes[1].plot(h["step"], h[key], label="Wasserstein estimate" if key == "wasserstein" else "loss D")
+        axes[1].plot(h["step"], h["loss_G"], label="loss G", alpha=0.7)
+        axes[1].set_xlabel("generator step")
+        axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
 class Playground:
     """An interactive 2-D GAN lab: pick the data, the loss, learning rates and critic steps, then
     press *Train* to run a chunk of generator steps and watch the samples and the critic's surface.
@@ -396,20 +414,9 @@ class Playground:
         """Redraw samples on the critic's surface and the loss curves into the output area."""
         import matplotlib.pyplot as plt
 
-        tr = self.trainer
-        if tr is None:
+        if self.trainer is None:
             return
-        fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-        plot_critic_surface(tr.net_D, tr.sample(self.num_points), self.mixture, ax=axes[0],
-                            title=f"samples on the critic, step {tr.step}", resolution=80)
-        h = tr.history
-        if h.get("step"):
-            key = "wasserstein" if "wasserstein" in h else "loss_D"
-            axes[1].plot(h["step"], h[key], label="Wasserstein estimate" if key == "wasserstein" else "loss D")
-            axes[1].plot(h["step"], h["loss_G"], label="loss G", alpha=0.7)
-            axes[1].set_xlabel("generator step")
-            axes[1].legend()
-        fig.tight_layout()
+        fig = plot_run(self.trainer, self.mixture, num_points=self.num_points)
         from IPython.display import display
 
         with self.out:
@@ -420,4 +427,4 @@ class Playground:
 
 __all__ = ["MIXTURES", "METHODS", "TOY_HIDDEN", "toy_models", "recipe", "make_trainer", "train_toy", "fit_critic",
            "sliced_wasserstein", "evaluate", "QualityTracker", "critic_surface", "plot_critic_surface",
-           "mode_collapse_experiment", "summarise", "format_table", "Playground"]
+           "mode_collapse_experiment", "summarise", "format_table", "plot_run", "Playground"]

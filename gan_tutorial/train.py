@@ -46,6 +46,7 @@ class TrainConfig:
     lr_G: float = 2e-4
     lr_D: float = 2e-4
     betas: tuple = (0.5, 0.999)      # Adam; beta1 = 0.5 damps the oscillating adversarial gradients
+    optimizer: str = "adam"          # or "rmsprop" (the WGAN paper's; ignores betas)
     loss: str = "non-saturating"     # or "minimax", "wasserstein", "wasserstein-gp", or a GANLoss
     device: str = "auto"
     amp: str | None = None           # None, "bf16" or "fp16"
@@ -67,6 +68,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         if self.lr_G <= 0 or self.lr_D <= 0:
             raise ValueError("learning rates must be positive")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -173,6 +176,14 @@ def _synchronizer(device: torch.device):
     return None
 
 
+def _optimizer(net: torch.nn.Module, lr: float, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam with ``cfg.betas`` (fused on CUDA), or plain RMSProp when ``cfg.optimizer == "rmsprop"``."""
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(net.parameters(), lr=lr)
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=tuple(cfg.betas), **fused)
+
+
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
     """Check class labels once, when data enters the trainer (not in every forward: on a GPU that waits)."""
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
@@ -203,9 +214,8 @@ class Trainer:
         self.batches = _batches_from(data, self.num_classes > 0, cfg.batch_size, self.device, self.rng)
         if self.num_classes and isinstance(self.batches, TensorBatches):
             _check_labels(self.batches.tensors[1], self.num_classes)
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.opt_G = torch.optim.Adam(net_G.parameters(), lr=cfg.lr_G, betas=tuple(cfg.betas), **fused)
-        self.opt_D = torch.optim.Adam(net_D.parameters(), lr=cfg.lr_D, betas=tuple(cfg.betas), **fused)
+        self.opt_G = _optimizer(net_G, cfg.lr_G, cfg, self.device)
+        self.opt_D = _optimizer(net_D, cfg.lr_D, cfg, self.device)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         if self.amp_dtype is not None:
             _check_autocast(self.device, cfg.amp)

@@ -152,3 +152,25 @@ def test_set_repo_rewrites_pyproject_and_every_notebook(tmp_path):
 def test_set_repo_rejects_bad_input(tmp_path, url, ref, needle):
     with pytest.raises(SystemExit, match=needle):
         tutorial.set_repo(url, ref, root=tmp_path)
+
+
+def _md(text):
+    return {"cell_type": "markdown", "metadata": {}, "source": [text]}
+
+
+def _out(text):
+    return {"cell_type": "code", "metadata": {}, "source": [], "execution_count": 1,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": [text]}]}
+
+
+def test_number_check_catches_a_number_no_output_shows():
+    nb = {"cells": [_out("FID 49.0, rarest digit 7.4%\n"),
+                    _md("FID **49.0**, rarest 7.4 % and 13 %; `lr=0.5` in code, [a](http://x.org/1.5) link")]}
+    assert [(i, t) for i, t, _ in tutorial.unbacked_numbers(nb)] == [(1, "13%")]
+    nb["cells"][1] = _md("FID 49.01, then 149.0 and 9.0")       # no partial matches
+    assert [t for _, t, _ in tutorial.unbacked_numbers(nb)] == ["49.01", "149.0", "9.0"]
+    nb["cells"][1] = _md("Adam's beta1 = 0.5, and 12 %.\n<!-- not measured: 0.5 12% -->")
+    assert tutorial.unbacked_numbers(nb) == []
+    nb["cells"][1] = _md("a range of 5 to 6 times, 3 modes, 6,000 steps")   # integers are not checked
+    assert tutorial.unbacked_numbers(nb) == []
+

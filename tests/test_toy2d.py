@@ -189,3 +189,15 @@ def test_playground_builds_without_training_and_trains_on_press():
     pg.reset()
     assert pg.trainer is None
 
+
+
+def test_plot_run_draws_the_playgrounds_picture():
+    import matplotlib.pyplot as plt
+
+    tr = toy2d.train_toy("wgan-gp", data.ring_2d(), 20, seed=0, log_every=5)
+    fig = plot = toy2d.plot_run(tr, data.ring_2d(), num_points=100)
+    left, right = fig.axes[0], fig.axes[-1]
+    assert f"step {tr.step}" in left.get_title()
+    assert [line.get_label() for line in right.get_lines()] == ["Wasserstein estimate", "loss G"]
+    assert list(right.get_lines()[0].get_ydata()) == tr.history["wasserstein"]
+    plt.close(plot)

@@ -186,3 +186,16 @@ def test_dataloader_data_is_cycled():
     G, D = toy_nets()
     tr = train.train_gan(G, D, loader, num_steps=7, log_every=7, progress=False)
     assert tr.step == 7 and tr.history["epoch"][-1] == 3  # 2 batches per pass
+
+
+def test_rmsprop_is_the_wgan_papers_optimiser():
+    G, D = toy_nets()
+    tr = train.Trainer(G, D, data.gaussian_1d(), loss="wasserstein", optimizer="rmsprop", lr_D=5e-5, lr_G=5e-5,
+                       k=5, num_steps=2, progress=False)
+    assert type(tr.opt_D) is torch.optim.RMSprop and tr.opt_D.param_groups[0]["lr"] == 5e-5
+    assert type(tr.opt_G) is torch.optim.RMSprop
+    tr.fit()
+    assert max(p.abs().max().item() for p in D.parameters()) <= 0.01 + 1e-7
+    assert type(train.Trainer(G, D, data.gaussian_1d(), progress=False).opt_G) is torch.optim.Adam
+    with pytest.raises(ValueError, match="'adam' or 'rmsprop'"):
+        train.Trainer(G, D, data.gaussian_1d(), optimizer="sgd")
