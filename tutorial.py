@@ -6,11 +6,17 @@
     python3 tutorial.py setup [--fresh]   # only (re)install; --fresh deletes .venv first
     python3 tutorial.py set-repo URL [--ref TAG]   # the repository the Colab badges and install cells use
     python3 tutorial.py check-numbers [NOTEBOOK ...]  # prose numbers that no output of their notebook shows
+    python3 tutorial.py student OUT_DIR [NOTEBOOK ...]  # student copies: solutions replaced by stubs
 
 Extra arguments after ``test`` go to pytest, after ``lab`` to JupyterLab (run as root, ``lab`` adds
 ``--allow-root``). ``set-repo`` writes URL (a https://github.com/OWNER/NAME address: Colab opens
 notebooks from GitHub) and the branch or tag (default ``main``) into ``[project.urls]`` of
 pyproject.toml, and rewrites every notebook's Colab badge and install block to match.
+
+``student`` writes a copy of each notebook (default: all) into OUT_DIR with every solution removed:
+in code cells the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` (nbgrader's markers, so
+nbgrader users can take the notebooks as they are) become ``raise NotImplementedError(...)``; in
+markdown cells ``<details><summary>Solution ...</details>`` blocks are dropped; outputs are cleared.
 
 ``check-numbers`` enforces the series' rule for numbers in the text: in a markdown cell every
 decimal number (``49.0``) and every percentage (``7.4 %``) is a measured claim and must appear in
@@ -202,6 +208,69 @@ def _set_repo_command(args: list[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- student copies
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = 'raise NotImplementedError("your code here: write it, then run the check below")'
+_SOLUTION_MD = re.compile(r"<details>\s*<summary>\s*Solution.*?</details>\s*", re.S | re.I)
+
+
+def strip_solutions(source: str) -> tuple[str, int]:
+    """``source`` with each BEGIN/END SOLUTION block replaced by one stub line; and the block count."""
+    out, inside, count = [], False, 0
+    for line in source.splitlines(keepends=True):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"{BEGIN} inside another solution block")
+            inside, count = True, count + 1
+            out.append(line[:len(line) - len(line.lstrip())] + STUB + "\n")
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"{END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN} without {END}")
+    return "".join(out), count
+
+
+def student_copy(nb: dict) -> tuple[dict, int]:
+    """A copy of notebook ``nb`` without solutions or outputs; and the number of code stubs."""
+    nb, stubs = json.loads(json.dumps(nb)), 0
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            text, n = strip_solutions(text)
+            stubs += n
+            cell["outputs"], cell["execution_count"] = [], None
+        elif cell["cell_type"] == "markdown":
+            text = _SOLUTION_MD.sub("", text)
+        cell["source"] = text.splitlines(keepends=True)
+    return nb, stubs
+
+
+def _student_command(args: list[str]) -> int:
+    if not args or args[0].startswith("-"):
+        print("usage: python3 tutorial.py student OUT_DIR [NOTEBOOK ...]")
+        return 2
+    out = Path(args[0])
+    paths = [Path(a) for a in args[1:]] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if any(out.resolve() == p.resolve().parent for p in paths):
+        print(f"OUT_DIR {out} holds the source notebooks: choose another folder, or their solutions would be lost.")
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        try:
+            copy, stubs = student_copy(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as e:
+            print(f"{path.name}: {e}. Fix the solution markers in that notebook.")
+            return 1
+        write_notebook(out / path.name, copy)
+        print(f"{out / path.name}: {stubs} exercise(s) to write")
+    return 0
+
+
 # --------------------------------------------------------------------------- prose numbers
 _CLAIM = re.compile(r"(?<![\w.\-/:])(\d+\.\d+|\d+(?:\.\d+)?\s?%)(?![\w.]?\d)")
 _EXEMPT = re.compile(r"<!--\s*not measured:(.*?)-->", re.S)
@@ -255,7 +324,7 @@ def _check_numbers_command(args: list[str]) -> int:
 
 # --------------------------------------------------------------------------- commands
 def main(argv: list[str]) -> int:
-    commands = ("lab", "test", "setup", "set-repo", "check-numbers")
+    commands = ("lab", "test", "setup", "set-repo", "check-numbers", "student")
     if not argv or argv[0] in ("-h", "--help", "help") or argv[0] not in commands:
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
@@ -264,6 +333,8 @@ def main(argv: list[str]) -> int:
         return _set_repo_command(rest)
     if command == "check-numbers":
         return _check_numbers_command(rest)
+    if command == "student":
+        return _student_command(rest)
     if command == "setup":
         setup(fresh="--fresh" in rest)
         return 0

@@ -174,3 +174,56 @@ def test_number_check_catches_a_number_no_output_shows():
     nb["cells"][1] = _md("a range of 5 to 6 times, 3 modes, 6,000 steps")   # integers are not checked
     assert tutorial.unbacked_numbers(nb) == []
 
+
+
+def _code(text, outputs=()):
+    return {"cell_type": "code", "metadata": {}, "source": text.splitlines(keepends=True), "execution_count": 3,
+            "outputs": list(outputs)}
+
+
+def test_student_copy_replaces_each_solution_with_a_stub():
+    source = ("def gram(f):\n"
+              "    ### BEGIN SOLUTION\n"
+              "    b, c = f.shape[:2]\n"
+              "    return f @ f.T / c\n"
+              "    ### END SOLUTION\n\n"
+              "answer = 1\n")
+    nb = {"cells": [_code(source, [{"output_type": "stream", "name": "stdout", "text": ["hi"]}]),
+                    _md("Question.\n\n<details><summary>Solution</summary>\n\nIt is 16.\n</details>\n\nNext."),
+                    _code("check(answer)\n")]}
+    copy, stubs = tutorial.student_copy(nb)
+    assert stubs == 1
+    code = "".join(copy["cells"][0]["source"])
+    assert code == "def gram(f):\n    " + tutorial.STUB + "\n\nanswer = 1\n"
+    compile(code, "<student>", "exec")
+    assert "16" not in "".join(copy["cells"][1]["source"]) and "Next." in "".join(copy["cells"][1]["source"])
+    assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in copy["cells"] if c["cell_type"] == "code")
+    assert "".join(nb["cells"][0]["source"]) == source        # the source notebook is untouched
+    with pytest.raises(NotImplementedError):
+        namespace = {}
+        exec(code, namespace)
+        namespace["gram"](None)
+
+
+@pytest.mark.parametrize("source,needle", [
+    ("### BEGIN SOLUTION\nx = 1\n", "without ### END"),
+    ("x = 1\n### END SOLUTION\n", "without ### BEGIN"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "inside another"),
+])
+def test_student_copy_refuses_broken_markers(source, needle):
+    with pytest.raises(ValueError, match=needle):
+        tutorial.student_copy({"cells": [_code(source)]})
+
+
+def test_student_command_writes_copies_and_protects_the_sources(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    nb = {"cells": [_code("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")], "metadata": {}, "nbformat": 4,
+          "nbformat_minor": 5}
+    (src / "a.ipynb").write_text(json.dumps(nb))
+    assert tutorial.main(["student", str(tmp_path / "out"), str(src / "a.ipynb")]) == 0
+    copy = json.loads((tmp_path / "out" / "a.ipynb").read_text())
+    assert "".join(copy["cells"][0]["source"]) == tutorial.STUB + "\n"
+    assert "1 exercise(s)" in capsys.readouterr().out
+    assert tutorial.main(["student", str(src), str(src / "a.ipynb")]) == 2      # would overwrite the source
+    assert "choose another folder" in capsys.readouterr().out
