@@ -7,6 +7,7 @@
     python3 tutorial.py set-repo URL [--ref TAG]   # the repository the Colab badges and install cells use
     python3 tutorial.py check-numbers [NOTEBOOK ...]  # prose numbers that no output of their notebook shows
     python3 tutorial.py student OUT_DIR [NOTEBOOK ...]  # student copies: solutions replaced by stubs
+    python3 tutorial.py slides [NOTEBOOK ...]   # (re)write the slide metadata from the headings
 
 Extra arguments after ``test`` go to pytest, after ``lab`` to JupyterLab (run as root, ``lab`` adds
 ``--allow-root``). ``set-repo`` writes URL (a https://github.com/OWNER/NAME address: Colab opens
@@ -17,6 +18,10 @@ pyproject.toml, and rewrites every notebook's Colab badge and install block to m
 in code cells the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` (nbgrader's markers, so
 nbgrader users can take the notebooks as they are) become ``raise NotImplementedError(...)``; in
 markdown cells ``<details><summary>Solution ...</details>`` blocks are dropped; outputs are cleared.
+
+``slides`` marks each cell for a slideshow (``jupyter nbconvert --to slides``, or RISE in JupyterLab):
+a ``#`` or ``##`` heading starts a slide, a ``###`` heading a sub-slide, every other cell continues
+the slide it is on.
 
 ``check-numbers`` enforces the series' rule for numbers in the text: in a markdown cell every
 decimal number (``49.0``) and every percentage (``7.4 %``) is a measured claim and must appear in
@@ -271,6 +276,35 @@ def _student_command(args: list[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- slides
+def slide_type(cell: dict) -> str:
+    """``slide`` for a cell opening with a # or ## heading, ``subslide`` for ###, else ``-`` (continue)."""
+    first = "".join(cell["source"]).lstrip().split("\n", 1)[0]
+    if cell["cell_type"] == "markdown" and re.match(r"#{1,2} ", first):
+        return "slide"
+    if cell["cell_type"] == "markdown" and first.startswith("### "):
+        return "subslide"
+    return "-"
+
+
+def set_slides(nb: dict) -> dict:
+    """``nb`` with every cell's ``metadata.slideshow.slide_type`` set by :func:`slide_type` (in place)."""
+    for i, cell in enumerate(nb["cells"]):
+        cell.setdefault("metadata", {})["slideshow"] = {"slide_type": "slide" if i == 0 else slide_type(cell)}
+    return nb
+
+
+def _slides_command(args: list[str]) -> int:
+    for path in [Path(a) for a in args] or sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        before = json.dumps(nb)
+        if json.dumps(set_slides(nb)) != before:
+            write_notebook(path, nb)
+        slides = sum(c["metadata"]["slideshow"]["slide_type"] == "slide" for c in nb["cells"])
+        print(f"{path.name}: {slides} slides")
+    return 0
+
+
 # --------------------------------------------------------------------------- prose numbers
 _CLAIM = re.compile(r"(?<![\w.\-/:])(\d+\.\d+|\d+(?:\.\d+)?\s?%)(?![\w.]?\d)")
 _EXEMPT = re.compile(r"<!--\s*not measured:(.*?)-->", re.S)
@@ -324,7 +358,7 @@ def _check_numbers_command(args: list[str]) -> int:
 
 # --------------------------------------------------------------------------- commands
 def main(argv: list[str]) -> int:
-    commands = ("lab", "test", "setup", "set-repo", "check-numbers", "student")
+    commands = ("lab", "test", "setup", "set-repo", "check-numbers", "student", "slides")
     if not argv or argv[0] in ("-h", "--help", "help") or argv[0] not in commands:
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
@@ -335,6 +369,8 @@ def main(argv: list[str]) -> int:
         return _check_numbers_command(rest)
     if command == "student":
         return _student_command(rest)
+    if command == "slides":
+        return _slides_command(rest)
     if command == "setup":
         setup(fresh="--fresh" in rest)
         return 0

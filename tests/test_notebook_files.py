@@ -227,3 +227,9 @@ def test_student_command_writes_copies_and_protects_the_sources(tmp_path, capsys
     assert "1 exercise(s)" in capsys.readouterr().out
     assert tutorial.main(["student", str(src), str(src / "a.ipynb")]) == 2      # would overwrite the source
     assert "choose another folder" in capsys.readouterr().out
+
+
+def test_slide_types_follow_the_headings():
+    nb = {"cells": [_md("# 02 · Title\ntext"), _code("x = 1"), _md("## 1 · Data"), _md("### EMA"), _md("plain")]}
+    tutorial.set_slides(nb)
+    assert [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]] == ["slide", "-", "slide", "subslide", "-"]
