@@ -146,11 +146,12 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "evaluate", help="measure a trained generator with the MNIST classifier",
-        description="Measure a checkpoint's generator against the 2,000 held-out real MNIST images: "
+        description="Measure a checkpoint's generator against 2,000 real MNIST images held out from the "
+                    "metric classifier's training (`train` itself uses all 10,000 images, these included): "
                     "classifier FID (Frechet distance of the features of a small MNIST classifier; not "
                     "comparable to Inception FID numbers), the class histogram of the samples (KL from "
                     "uniform, share of the rarest digit) and, for conditional models, label accuracy. "
-                    "The classifier is trained and cached on first use.",
+                    "The classifier's weights ship with the package.",
         formatter_class=_HelpFormatter)
     e.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by `train`")
     e.add_argument("--num-samples", type=_positive_int, metavar="N",
