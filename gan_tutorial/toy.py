@@ -8,8 +8,12 @@ the trapezoid rule:
 * :func:`js_divergence` -- ``JS(p || q) = ½ KL(p || m) + ½ KL(q || m)`` with ``m = (p + q) / 2``,
   so that ``V(D*, G) = -log 4 + 2 JS(p_data || p_g)`` (Theorem 1) can be checked numerically;
 * :func:`kde` -- a Gaussian kernel density estimate, to turn generator samples into ``p_g``;
+* :func:`nonsaturating_objective` -- ``E_{p_g}[-log D*]`` and its split into
+  ``KL(p_g || p_data) - 2 JS(p_data || p_g)`` plus a term without generated samples (Arjovsky & Bottou 2017);
 * :class:`Figure1Recorder` -- a training-loop callback that stores, at every snapshot, the
-  generated samples and the discriminator's curve ``D(x)`` on the grid;
+  generated samples and the discriminator's curve ``D(x)`` on the grid (and, if asked, both nets' weights);
+* :func:`generator_sampler`, :func:`fit_discriminator`, :func:`fit_generator` -- one player trained
+  against the other, frozen: the separate stages of the paper's Figure 1 (b) and (c);
 * :class:`LinearLRDecay` -- a callback that lowers both learning rates linearly while training;
 * :func:`plot_figure1` / :func:`plot_figure1_panels` -- the paper's Figure 1 drawn from those frames;
 * :class:`ToyExplorer` -- an ipywidgets explorer: scrub through the frames, change ``lr_G``,
@@ -115,6 +119,31 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor, x: torch.Tensor) -> float:
     return 0.5 * kl_divergence(p, m, x) + 0.5 * kl_divergence(q, m, x)
 
 
+def nonsaturating_objective(p_data: torch.Tensor, p_g: torch.Tensor, x: torch.Tensor) -> dict:
+    """The non-saturating generator loss against the best discriminator, and what it is made of.
+
+    With ``D* = p_data / (p_data + p_g)`` (so ``1 - D* = p_g / (p_data + p_g)``),
+    ``-log D* = log(p_g / p_data) - log(1 - D*)``; averaging over ``p_g`` and using
+    ``V(D*, G) = -log 4 + 2 JS`` for ``E_{p_g}[log(1 - D*)]`` gives the identity
+
+        E_{p_g}[-log D*] = KL(p_g || p_data) - 2 JS(p_data || p_g) + log 4 + E_{p_data}[log D*].
+
+    The last term averages over *data* only: with D held at D* while the generator takes its step
+    it does not move, so the generator's gradient is that of ``KL(p_g || p_data) - 2 JS`` (Arjovsky
+    & Bottou 2017, Theorem 2.5). Returns a dict of floats: ``loss`` (the left side, computed
+    directly), ``reverse_kl``, ``js``, ``data_term`` (``E_{p_data}[log D*]``) and ``rhs`` (the right side).
+    ``reverse_kl`` is ``inf`` where ``p_g`` puts mass where ``p_data`` is exactly 0.
+    """
+    p_data, p_g = _check_densities(p_data, p_g)
+    d_star = optimal_discriminator(p_data, p_g)
+    tiny = torch.finfo(torch.float64).tiny
+    loss = integrate(-torch.xlogy(p_g, d_star.clamp_min(tiny)), x)
+    data_term = integrate(torch.xlogy(p_data, d_star.clamp_min(tiny)), x)
+    reverse_kl, js = kl_divergence(p_g, p_data, x), js_divergence(p_data, p_g, x)
+    rhs = reverse_kl - 2 * js + math.log(4) + data_term
+    return {"loss": loss, "reverse_kl": reverse_kl, "js": js, "data_term": data_term, "rhs": rhs}
+
+
 def kde(samples: torch.Tensor, x: torch.Tensor, bandwidth: float | None = None) -> torch.Tensor:
     """Gaussian kernel density estimate of 1-D ``samples`` on the grid ``x`` (float64, shape of ``x``).
 
@@ -161,24 +190,84 @@ def fit_discriminator(net_D, real_sampler, fake_sampler, num_steps: int = 1000, 
     return history["loss"]
 
 
+def generator_sampler(net_G):
+    """A FROZEN generator as a sampler ``f(n, generator=None) -> (n, out)``: noise from ``generator``,
+    no gradients, eval mode (net_G's mode is restored). Feed it to :func:`fit_discriminator`."""
+    device = next(net_G.parameters()).device
+
+    @torch.no_grad()
+    def sample(n, generator=None):
+        z = torch.randn(n, net_G.latent_dim, generator=generator,
+                        device=generator.device if generator is not None else device)
+        with eval_mode(net_G):
+            return net_G(z.to(device))
+
+    return sample
+
+
+def fit_generator(net_G, net_D, num_steps: int = 10, batch_size: int = 256, lr: float = 5e-4,
+                  betas=(0.0, 0.9), loss: str = "non-saturating", seed: int = 0) -> list[float]:
+    """Train ``net_G`` alone against a FROZEN discriminator ``net_D``: ``num_steps`` generator steps.
+
+    The paper's Figure 1 (c): "after an update to G, the gradient of D has guided G(z) to flow to
+    regions that are more likely to be classified as data". ``loss`` is ``"non-saturating"`` or
+    ``"minimax"`` (``losses.get_loss`` names); Adam with ``lr`` and ``betas``; fresh noise each step
+    from a generator seeded with ``seed``. D's weights are never changed (nor get gradients).
+    Returns the generator loss of every step. Not the GAN loop (that is :func:`gan_tutorial.train_gan`).
+    """
+    from .losses import get_loss
+
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be positive, got {num_steps}")
+    loss_fn = get_loss(loss)
+    device = next(net_G.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
+    opt = torch.optim.Adam(net_G.parameters(), lr=lr, betas=tuple(betas))
+    was_training, needs_grad = net_G.training, [p.requires_grad for p in net_D.parameters()]
+    net_D.requires_grad_(False)
+    net_G.train()
+    history = []
+    try:
+        with eval_mode(net_D):
+            for _ in range(num_steps):
+                fake = net_G(torch.randn(batch_size, net_G.latent_dim, generator=gen, device=device))
+                value, _stats = loss_fn.generator(net_D, fake)
+                opt.zero_grad(set_to_none=True)
+                value.backward()
+                opt.step()
+                history.append(float(value.detach()))
+    finally:
+        for p, flag in zip(net_D.parameters(), needs_grad):
+            p.requires_grad_(flag)
+        net_G.train(was_training)
+    return history
+
+
 # --------------------------------------------------------------------------- callbacks
 class Figure1Recorder(Callback):
     """Records a *frame* at every snapshot of :func:`~gan_tutorial.train_gan`.
 
     Each frame is ``{"step", "samples" (num_fixed,), "d" (len(x),)}``: the fixed-noise samples
     and the discriminator's probability ``D(x)`` on the grid ``x``. With ``record_initial``,
-    a frame is also taken when training begins (step 0: the untrained pair).
-    Use ``num_fixed`` of ~2000 in ``train_gan`` for smooth density estimates.
+    a frame is also taken when training begins (step 0: the untrained pair). With
+    ``keep_weights``, each frame also holds ``"net_G"`` and ``"net_D"``: CPU copies of both nets'
+    ``state_dict`` at that moment, so a frame can be loaded back (``net.load_state_dict``) and
+    trained further on its own. Use ``num_fixed`` of ~2000 in ``train_gan`` for smooth density estimates.
     """
 
-    def __init__(self, x: torch.Tensor, record_initial: bool = True):
+    def __init__(self, x: torch.Tensor, record_initial: bool = True, keep_weights: bool = False):
         self.x = torch.as_tensor(x, dtype=torch.float64)
         self.record_initial = record_initial
+        self.keep_weights = keep_weights
         self.frames: list[dict] = []
 
     def _frame(self, trainer, step, samples):
-        return {"step": int(step), "samples": samples.detach().double().flatten().cpu(),
-                "d": discriminator_on_grid(trainer.net_D, self.x)}
+        frame = {"step": int(step), "samples": samples.detach().double().flatten().cpu(),
+                 "d": discriminator_on_grid(trainer.net_D, self.x)}
+        if self.keep_weights:
+            for name, net in (("net_G", trainer.net_G), ("net_D", trainer.net_D)):
+                frame[name] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        return frame
 
     def on_train_begin(self, trainer):
         if self.record_initial and not self.frames:
@@ -357,5 +446,6 @@ class ToyExplorer:
 
 
 __all__ = ["make_grid", "density", "integrate", "optimal_discriminator", "value_function", "kl_divergence",
-           "js_divergence", "kde", "discriminator_on_grid", "fit_discriminator", "Figure1Recorder",
+           "js_divergence", "nonsaturating_objective", "kde", "discriminator_on_grid", "fit_discriminator",
+           "generator_sampler", "fit_generator", "Figure1Recorder",
            "LinearLRDecay", "plot_figure1", "plot_figure1_panels", "ToyExplorer"]

@@ -135,6 +135,51 @@ def test_value_at_optimal_d_is_minus_log4_plus_2js(grid, mean_g, std_g):
     assert -math.log(4) - 1e-8 <= v <= 0.0
 
 
+# --------------------------------------------------------------------------- the non-saturating objective
+@pytest.mark.parametrize("mean_g,std_g", [(2.5, 1.0), (4.0, 0.5), (3.0, 0.3), (5.0, 1.2)])
+def test_nonsaturating_objective_identity(grid, mean_g, std_g):
+    # E_pg[-log D*] = KL(p_g || p_data) - 2 JS + log 4 + E_pdata[log D*], each side computed on its own
+    p_data, p_g = gauss(grid, 4.0, 0.5), gauss(grid, mean_g, std_g)
+    out = toy.nonsaturating_objective(p_data, p_g, grid)
+    d_star = p_data / (p_data + p_g)
+    direct = toy.integrate(-p_g * torch.log(d_star), grid)
+    assert out["loss"] == pytest.approx(direct, abs=1e-10)
+    assert out["reverse_kl"] == pytest.approx(toy.kl_divergence(p_g, p_data, grid), abs=1e-12)
+    assert out["js"] == pytest.approx(toy.js_divergence(p_data, p_g, grid), abs=1e-12)
+    assert out["data_term"] == pytest.approx(toy.integrate(p_data * torch.log(d_star), grid), abs=1e-10)
+    assert out["loss"] == pytest.approx(out["rhs"], abs=1e-7)
+    if (mean_g, std_g) == (4.0, 0.5):  # at the optimum: D* = 1/2, so the loss is log 2 and the divergences vanish
+        assert out["loss"] == pytest.approx(math.log(2), abs=1e-9) and abs(out["reverse_kl"]) < 1e-9
+
+
+def test_nonsaturating_gradient_with_d_fixed_is_that_of_reverse_kl_minus_2js(grid):
+    # Arjovsky & Bottou 2017, Thm 2.5: with D held at D* of theta0, d/dtheta E_pg[-log D*] = d/dtheta (KL(p_g||p_data) - 2 JS)
+    p_data = gauss(grid, 4.0, 0.5)
+    for mu0, sd in ((2.5, 1.0), (4.6, 0.7)):
+        d_star = toy.optimal_discriminator(p_data, gauss(grid, mu0, sd))
+        loss = lambda mu: toy.integrate(-torch.xlogy(gauss(grid, mu, sd), d_star), grid)
+        div = lambda mu: (toy.kl_divergence(gauss(grid, mu, sd), p_data, grid)
+                          - 2 * toy.js_divergence(p_data, gauss(grid, mu, sd), grid))
+        h = 1e-3
+        g_loss, g_div = (loss(mu0 + h) - loss(mu0 - h)) / (2 * h), (div(mu0 + h) - div(mu0 - h)) / (2 * h)
+        assert abs(g_loss) > 0.1 and g_loss == pytest.approx(g_div, abs=1e-6)
+        # the minimax objective (2 JS) has a different slope: the identity is specific to the non-saturating loss
+        g_js = 2 * (toy.js_divergence(p_data, gauss(grid, mu0 + h, sd), grid)
+                    - toy.js_divergence(p_data, gauss(grid, mu0 - h, sd), grid)) / (2 * h)
+        assert abs(g_js - g_loss) > 0.1
+
+
+def test_nonsaturating_objective_is_mode_seeking(grid):
+    p_two = 0.5 * gauss(grid, 2.0, 0.5) + 0.5 * gauss(grid, 6.0, 0.5)
+    one, spread = gauss(grid, 2.0, 0.5), gauss(grid, 4.0, math.sqrt(4.25))
+    ns = {k: toy.nonsaturating_objective(p_two, q, grid) for k, q in (("one", one), ("spread", spread))}
+    obj = {k: v["reverse_kl"] - 2 * v["js"] for k, v in ns.items()}
+    assert ns["one"]["reverse_kl"] == pytest.approx(math.log(2), abs=1e-3)   # on one of two equal, well-separated modes
+    assert obj["one"] < 0.5 < 1.0 < obj["spread"]
+    # the forward KL (maximum likelihood) ranks them the other way round
+    assert toy.kl_divergence(p_two, one, grid) > 10 > 1 > toy.kl_divergence(p_two, spread, grid)
+
+
 def test_kde_integrates_to_one_and_recovers_a_gaussian(grid):
     grid = grid[::4]
     s = data.gaussian_1d(4.0, 0.5).sample(5000, generator=torch.Generator().manual_seed(0))
@@ -171,6 +216,40 @@ def test_fit_discriminator_approaches_optimal_d():
     assert gap_after < 0.05 < gap_before
 
 
+def test_generator_sampler_is_frozen_and_seeded():
+    net_G, _ = small_models()
+    net_G.train()
+    sample = toy.generator_sampler(net_G)
+    a = sample(64, generator=torch.Generator().manual_seed(3))
+    b = sample(64, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (64, 1) and not a.requires_grad and net_G.training
+    torch.testing.assert_close(a, b)
+    assert sample(5).shape == (5, 1)
+
+
+def test_fit_generator_moves_g_towards_d_and_leaves_d_alone():
+    # D frozen: "real" to the right (a fixed logit 3 (x - 2)); G starts around 0 and must move right
+    torch.manual_seed(0)
+    net_G, _ = small_models()
+    net_D = models.MLPDiscriminator(1, (8,))
+    with torch.no_grad():
+        for p in net_D.parameters():
+            p.zero_()
+        net_D.net[0].weight[0, 0], net_D.net[2].weight[0, 0], net_D.net[2].bias[0] = 1.0, 3.0, -6.0
+    before_D = {k: v.clone() for k, v in net_D.state_dict().items()}
+    noise = torch.randn(500, 2, generator=torch.Generator().manual_seed(1))
+    mean_before = float(models.generate(net_G, noise=noise).mean())
+    history = toy.fit_generator(net_G, net_D, num_steps=60, batch_size=128, lr=1e-2)
+    mean_after = float(models.generate(net_G, noise=noise).mean())
+    assert len(history) == 60 and history[-1] < history[0]
+    assert mean_after > mean_before + 1.0
+    for k, v in net_D.state_dict().items():
+        assert torch.equal(v, before_D[k]), f"D's {k} changed"
+    assert all(p.requires_grad and p.grad is None for p in net_D.parameters())
+    with pytest.raises(ValueError):
+        toy.fit_generator(net_G, net_D, num_steps=0)
+
+
 # --------------------------------------------------------------------------- callbacks
 def test_recorder_records_initial_and_every_snapshot(grid):
     x = grid[::20]
@@ -183,11 +262,28 @@ def test_recorder_records_initial_and_every_snapshot(grid):
         assert frame["samples"].shape == (100,)
         assert frame["d"].shape == x.shape
         assert ((frame["d"] > 0) & (frame["d"] < 1)).all()
+        assert "net_G" not in frame and "net_D" not in frame  # weights only with keep_weights=True
     # the last frame holds the trainer's final snapshot and the final D on the grid
     torch.testing.assert_close(recorder.frames[-1]["samples"], trainer.snapshots[-1]["samples"].double().flatten())
     torch.testing.assert_close(recorder.frames[-1]["d"], toy.discriminator_on_grid(trainer.net_D, x))
     # the initial frame is the untrained generator, which differs from the trained one
     assert not torch.allclose(recorder.frames[0]["samples"], recorder.frames[-1]["samples"])
+
+
+def test_recorder_keeps_weights_that_reproduce_each_frame(grid):
+    x = grid[::20]
+    recorder = toy.Figure1Recorder(x, keep_weights=True)
+    net_G, net_D = small_models()
+    trainer = train_gan(net_G, net_D, data.gaussian_1d(4.0, 0.5), num_steps=20, snapshot_every=10, batch_size=32,
+                        num_fixed=100, callbacks=[recorder], progress=False, device="cpu")
+    assert [f["step"] for f in recorder.frames] == [0, 10, 20]
+    for frame in recorder.frames:
+        G, D = small_models(seed=1)  # other weights, overwritten by the frame's
+        G.load_state_dict(frame["net_G"]), D.load_state_dict(frame["net_D"])
+        torch.testing.assert_close(toy.discriminator_on_grid(D, x), frame["d"])
+        torch.testing.assert_close(models.generate(G, noise=trainer.fixed_noise).double().flatten(), frame["samples"])
+    # copies, not references: the first frame's weights differ from the trained nets'
+    assert not torch.equal(recorder.frames[0]["net_D"]["net.0.weight"], trainer.net_D.state_dict()["net.0.weight"])
 
 
 def test_linear_lr_decay_is_linear_and_reaches_final_factor():
