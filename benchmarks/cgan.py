@@ -13,6 +13,9 @@ default; ``--disc concat`` for the one-hot-concatenation discriminator) on the `
   Two cGANs are used: the one trained on all of ``rest`` (it has seen many more labelled images
   than the small set, so a gain there is partly knowledge transfer), and one trained only on the
   small set (``--small-cgan-steps``; the fair "few labels" question; 0 skips it).
+* a memorisation check of the small-set cGAN (``metrics.nearest_neighbours``): the distance of its
+  samples to their nearest training image, against held-out real digits to theirs (pixels and
+  classifier features).
 
     GAN_TUTORIAL_DATA=DIR python benchmarks/cgan.py --budget 180 --threads 2
 
@@ -75,6 +78,28 @@ def train_cgan(disc, train_set, args, classifier=None, budget=None, max_steps=No
     return trainer, seconds, cpu, (callbacks[0] if callbacks else None)
 
 
+def memorisation(net_G, train_set, holdout, classifier, args):
+    """Distances to the nearest training image: ``--num-eval`` samples vs the held-out real digits."""
+    from gan_tutorial import conditional, metrics
+
+    labels = torch.arange(args.num_eval) % 10
+    fake = conditional.generate(net_G, labels, seed=args.seed)
+    out = {}
+    print(f"\nMemorisation check: distance to the nearest of the {len(train_set)} images the small cGAN trained on")
+    for space in ("pixels", "features"):
+        d_fake, i_fake = metrics.nearest_neighbours(fake, train_set.images, classifier, space=space)
+        d_real, i_real = metrics.nearest_neighbours(holdout.images, train_set.images, classifier, space=space)
+        low = float(d_real.quantile(0.01))
+        out[space] = {"median_fake": round(float(d_fake.median()), 3), "median_real": round(float(d_real.median()), 3),
+                      "min_fake": round(float(d_fake.min()), 3), "min_real": round(float(d_real.min()), 3),
+                      "share_fake_below_min_real": round(float((d_fake < d_real.min()).float().mean()), 4),
+                      "share_fake_below_real_q01": round(float((d_fake < low).float().mean()), 4),
+                      "distinct_nearest_fake": int(i_fake.unique().numel()),
+                      "distinct_nearest_real": int(i_real.unique().numel())}
+        print(f"  {space}: " + ", ".join(f"{k} {v}" for k, v in out[space].items()))
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
@@ -129,6 +154,7 @@ def main(argv=None):
             small_trainer, *_ = train_cgan(disc, small, args, max_steps=args.small_cgan_steps)
             aug[f"cGAN trained on the {len(small)} small-set images only"] = conditional.augmentation_experiment(
                 small, holdout, small_trainer.sampling_G, **kw)
+            report["memorisation"] = memorisation(small_trainer.sampling_G, small, holdout, classifier, args)
         report["augmentation"] = {"per_class": args.aug_per_class, "num_real": len(small), "num_fake": args.aug_fake,
                                   "seeds": args.aug_seeds, "classifier_steps": args.aug_steps, "results": aug,
                                   "seconds": round(time.perf_counter() - start, 1)}

@@ -8,6 +8,8 @@
 * :func:`wasserstein_1d` -- exact 1-D Wasserstein-1 distance between two equal-size samples.
 * :func:`classifier_fid`, :func:`class_histogram`, :func:`label_accuracy`, :func:`evaluate_images`
   -- image metrics measured with the small MNIST classifier of :mod:`gan_tutorial.classifier`.
+* :func:`nearest_neighbours` -- a memorisation check: for each generated image, the distance to
+  its nearest image in a reference set (the training images), in pixels or classifier features.
 """
 from __future__ import annotations
 
@@ -51,8 +53,9 @@ def mode_coverage(samples: torch.Tensor, mixture, num_sigmas: float = 3.0, min_s
     """Mode coverage of samples from a Gaussian mixture (e.g. ``data.ring_2d()``).
 
     A sample is *high quality* when it lies within ``num_sigmas`` standard deviations of its
-    nearest mode centre. A mode is *covered* when it holds at least ``min_share`` of the
-    high-quality samples it would get under a uniform spread (``min_share * N / K``, at least 1).
+    nearest mode centre. A mode is *covered* when at least ``min_share * N / K`` of the ``N``
+    samples (and at least 1) are high-quality samples of that mode: ``min_share`` of its even share
+    of all samples.
 
     Returns ``{"modes_covered", "num_modes", "high_quality", "counts"}`` where ``high_quality``
     is a fraction in [0, 1] and ``counts`` the high-quality samples per mode.
@@ -81,7 +84,7 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # --------------------------------------------------------------------------- image metrics (MNIST classifier)
 # These use :class:`gan_tutorial.classifier.MNISTClassifier`. ``classifier=None`` means
-# ``get_classifier(verbose=False)``: the cached net (trained on first use).
+# ``get_classifier(verbose=False)``: the package's committed weights (trained only if they are missing).
 
 def _classifier(classifier):
     if classifier is not None:
@@ -167,3 +170,55 @@ def evaluate_images(fake_images: torch.Tensor, real_images: torch.Tensor, classi
             raise ValueError(f"got {labels.shape[0]} labels for {fake_images.shape[0]} images")
         out["label_accuracy"] = float((hist["predictions"] == labels).float().mean())
     return out
+
+
+def nearest_neighbours(samples: torch.Tensor, reference: torch.Tensor, classifier=None, space: str = "pixels",
+                       batch_size: int = 500, candidates: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each sample, its nearest image in ``reference``: ``(distances, indices)``, both ``(N,)``.
+
+    A memorisation check. Compute it for generated images against the generator's training set,
+    and, as the baseline, for real images the generator never saw against the same set: a
+    generator that copies its training images puts many samples much closer to them (distance 0
+    for an exact copy) than fresh real digits are.
+
+    Args:
+        samples: ``(N, ...)`` images (or any vectors); ``reference``: ``(M, ...)``, the same shape per item.
+        classifier: the net whose features ``space="features"`` uses (``None``: the package's
+            metric classifier); ignored for pixels.
+        space: ``"pixels"`` -- Euclidean distance between the flattened images (for images in
+            [-1, 1], 2 per pixel at most); ``"features"`` -- between the classifier's 128 penultimate
+            features (``classifier.extract_features``), which look at shapes more than at single pixels.
+        batch_size: samples compared at a time (memory ``batch_size x M``).
+        candidates: how many nearest candidates, found by a fast matrix product, are re-measured
+            exactly (so that an exact copy gets distance 0, not rounding noise).
+
+    Returns CPU tensors: ``distances`` (float32, Euclidean) and ``indices`` (long) into ``reference``.
+    """
+    if space not in ("pixels", "features"):
+        raise ValueError(f"space must be 'pixels' or 'features', got {space!r}")
+    samples, reference = torch.as_tensor(samples), torch.as_tensor(reference)
+    if reference.shape[0] == 0 or samples.shape[0] == 0:
+        raise ValueError(f"need at least one sample and one reference item, got {samples.shape[0]} and "
+                         f"{reference.shape[0]}")
+    if space == "features":
+        clf = _classifier(classifier)
+        a, b = clf.extract_features(samples, batch_size), clf.extract_features(reference, batch_size)
+    else:
+        if samples.shape[1:] != reference.shape[1:]:
+            raise ValueError(f"samples {tuple(samples.shape[1:])} and reference {tuple(reference.shape[1:])} "
+                             "items must have the same shape")
+        a, b = samples, reference
+    a = a.detach().cpu().reshape(a.shape[0], -1).double()
+    b = b.detach().cpu().reshape(b.shape[0], -1).double()
+    b_sq = (b * b).sum(1)
+    k = max(1, min(candidates, b.shape[0]))
+    distances, indices = [], []
+    for i in range(0, a.shape[0], max(1, batch_size)):
+        x = a[i : i + batch_size]
+        sq = (x * x).sum(1, keepdim=True) + b_sq - 2 * x @ b.T             # (B, M) squared distances
+        cand = sq.topk(k, dim=1, largest=False).indices                     # (B, k)
+        exact = (x[:, None, :] - b[cand]).norm(dim=2)                       # (B, k), no cancellation
+        best = exact.argmin(dim=1)
+        distances.append(exact.gather(1, best[:, None]).squeeze(1))
+        indices.append(cand.gather(1, best[:, None]).squeeze(1))
+    return torch.cat(distances).float(), torch.cat(indices)

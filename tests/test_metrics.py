@@ -71,3 +71,58 @@ def test_wasserstein_1d():
     assert metrics.wasserstein_1d(a, a[torch.randperm(1000)]) == 0.0
     with pytest.raises(ValueError, match="same size"):
         metrics.wasserstein_1d(a, a[:5])
+
+
+# --------------------------------------------------------------------------- nearest neighbours
+def test_nearest_neighbours_matches_brute_force_cdist():
+    g = torch.Generator().manual_seed(0)
+    samples, reference = torch.randn(37, 1, 5, 5, generator=g), torch.randn(23, 1, 5, 5, generator=g)
+    d, idx = metrics.nearest_neighbours(samples, reference, batch_size=8)   # 5 batches, the last one short
+    full = torch.cdist(samples.flatten(1).double(), reference.flatten(1).double())  # every pair, (37, 23)
+    expected_d, expected_idx = full.min(dim=1)
+    assert d.shape == idx.shape == (37,) and idx.dtype == torch.long
+    torch.testing.assert_close(d, expected_d.float())
+    assert torch.equal(idx, expected_idx)
+
+
+def test_nearest_neighbours_analytic_copies_and_shifts():
+    g = torch.Generator().manual_seed(1)
+    reference = torch.rand(50, 1, 28, 28, generator=g) * 2 - 1
+    copies = reference[[7, 0, 49]]
+    d, idx = metrics.nearest_neighbours(copies, reference)
+    assert d.tolist() == [0.0, 0.0, 0.0]                   # an exact copy: distance exactly 0
+    assert idx.tolist() == [7, 0, 49]
+    # two far-apart references; a sample offset by c in every one of the D pixels is c * sqrt(D) away
+    two = torch.stack([torch.zeros(1, 28, 28), torch.ones(1, 28, 28)])
+    d, idx = metrics.nearest_neighbours(two[[0, 1]] + torch.tensor([0.1, -0.2]).view(2, 1, 1, 1), two)
+    torch.testing.assert_close(d, torch.tensor([0.1 * 28, 0.2 * 28]))
+    assert idx.tolist() == [0, 1]
+
+
+def test_nearest_neighbours_in_feature_space_and_errors():
+    class Features:   # stands in for the MNIST classifier: features = twice the first 3 pixels
+        def extract_features(self, images, batch_size=500):
+            return 2 * images.flatten(1)[:, :3]
+
+    g = torch.Generator().manual_seed(2)
+    samples, reference = torch.randn(11, 1, 4, 4, generator=g), torch.randn(9, 1, 4, 4, generator=g)
+    d, idx = metrics.nearest_neighbours(samples, reference, classifier=Features(), space="features", batch_size=4)
+    expected_d, expected_idx = torch.cdist(2 * samples.flatten(1)[:, :3], 2 * reference.flatten(1)[:, :3]).min(dim=1)
+    torch.testing.assert_close(d, expected_d, rtol=1e-5, atol=1e-5)
+    assert torch.equal(idx, expected_idx)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.nearest_neighbours(samples, torch.randn(9, 1, 5, 5))
+    with pytest.raises(ValueError, match="space"):
+        metrics.nearest_neighbours(samples, reference, space="inception")
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.nearest_neighbours(samples, reference[:0])
+
+
+def test_mode_coverage_threshold_is_a_fifth_of_an_even_share_of_all_samples():
+    ring = data.ring_2d()                                # 8 modes: N = 400 samples -> threshold 0.2 * 400 / 8 = 10
+    far = torch.full((400, 2), 50.0)                    # not high quality anywhere
+    for hq, covered in ((10, 1), (9, 0)):
+        x = far.clone()
+        x[:hq] = ring.means[0]                          # exactly on mode 0
+        res = metrics.mode_coverage(x, ring)
+        assert res["modes_covered"] == covered and res["counts"][0] == hq
