@@ -1,12 +1,15 @@
 """Time the style-transfer pieces of notebook 06 on this machine.
 
-    python benchmarks/style_transfer.py                  # 256-px transfer, 150 L-BFGS steps (full mode)
+    python benchmarks/style_transfer.py                  # 256 px, 150 loss evaluations of L-BFGS (full mode)
     python benchmarks/style_transfer.py --size 64 --steps 30 --threads 1
+    python benchmarks/style_transfer.py --size 96 --steps 60 --optimizer adam --lr 0.05
     python benchmarks/style_transfer.py --notebook       # execute notebook 06 and time it (fast mode)
 
-For each run it prints wall-clock time and the process CPU time. On a shared machine the wall
-time includes waiting for other jobs; with ``--threads 1`` the CPU time is what the run costs one
-idle core, an upper bound for the wall time on a quiet machine with that many cores free.
+``--steps`` is the budget in loss evaluations (forward + backward passes), as in
+``style.optimize_image``. For each run it prints wall-clock time and the process CPU time. On a
+shared machine the wall time includes waiting for other jobs; with ``--threads 1`` the CPU time is
+what the run costs one idle core, an upper bound for the wall time on a quiet machine with that many
+cores free.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def load_line() -> str:
         return f"{os.cpu_count()} CPUs"
 
 
-def bench_transfer(size: int, steps: int, weights: str) -> None:
+def bench_transfer(size: int, steps: int, weights: str, optimizer: str, lr: float | None, tv_weight: float) -> None:
     content, style_img = style.sample_photo(size), style.painterly_texture(size)
     vgg = style.VGGFeatures(weights=weights)
     x = torch.rand(1, 3, size, size, requires_grad=True)
@@ -45,11 +48,13 @@ def bench_transfer(size: int, steps: int, weights: str) -> None:
         _, wall, cpu = timed(lambda: sum(v.pow(2).mean() for v in vgg(x).values()).backward())
     print(f"one forward+backward at {size} px: wall {wall:.2f} s, CPU {cpu:.2f} s")
     (image, hist), wall, cpu = timed(lambda: style.style_transfer(
-        content, style_img, vgg, steps=steps, progress=False))
-    print(f"style transfer {size} px, {steps} L-BFGS steps ({vgg.source}): wall {wall:.1f} s, "
-          f"CPU {cpu:.1f} s, {wall / steps:.2f} s/step wall")
-    print(f"  losses first -> last: content {hist['content'][0]:.4f} -> {hist['content'][-1]:.4f}, "
-          f"style {hist['style'][0]:.4f} -> {hist['style'][-1]:.4f}")
+        content, style_img, vgg, steps=steps, optimizer=optimizer, lr=lr, tv_weight=tv_weight, progress=False))
+    evals = len(hist["total"])
+    print(f"style transfer {size} px, {evals} loss evaluations of {optimizer} ({vgg.source}): wall {wall:.1f} s, "
+          f"CPU {cpu:.1f} s, {wall / evals:.2f} s/evaluation wall")
+    final = hist["final"]
+    print(f"  losses first -> returned image: content {hist['content'][0]:.4f} -> {final['content']:.4f}, "
+          f"style {hist['style'][0]:.4f} -> {final['style']:.4f}, total {hist['total'][0]:.4f} -> {final['total']:.4f}")
 
 
 def bench_notebook(fast: bool) -> None:
@@ -70,7 +75,10 @@ def bench_notebook(fast: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=150, help="budget in loss evaluations")
+    parser.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (Adam; default 0.02)")
+    parser.add_argument("--tv-weight", type=float, default=5.0, help="total-variation weight (notebook 06: 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--weights", default="auto", choices=["auto", "imagenet", "random"])
     parser.add_argument("--notebook", action="store_true", help="time the whole notebook instead")
@@ -83,7 +91,7 @@ def main() -> None:
     if args.notebook:
         bench_notebook(fast=not args.full)
     else:
-        bench_transfer(args.size, args.steps, args.weights)
+        bench_transfer(args.size, args.steps, args.weights, args.optimizer, args.lr, args.tv_weight)
     print(f"after: {load_line()}")
 
 

@@ -23,10 +23,12 @@ The feature network is VGG-19 (Simonyan & Zisserman, 2014), with one rule on eve
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
 import socket
+import sys
 from pathlib import Path
 
 import torch
@@ -145,6 +147,19 @@ def _vgg19_megabytes() -> float:
         return 548.1
 
 
+class _CacheByName:
+    """A stand-in for ``sys.stdout`` / ``sys.stderr`` that names torch.hub's cache folder instead of its path."""
+
+    def __init__(self, stream, folder: str):
+        self.stream, self.folder = stream, str(folder)
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text.replace(self.folder, "<torch.hub cache>"))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def _imagenet_state(download) -> tuple[dict | None, str]:
     """``(features.* weights of torchvision's VGG-19, "")``, or ``(None, why not)`` when they cannot be had."""
     path = vgg19_cache_path()
@@ -162,7 +177,11 @@ def _imagenet_state(download) -> tuple[dict | None, str]:
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(20)  # fail within seconds when offline instead of hanging
         try:  # torch.hub writes to a temporary file and moves it into place only when complete and hash-checked
-            state = torch.hub.load_state_dict_from_url(VGG19_URL, progress=True, map_location="cpu", check_hash=True)
+            hub = torch.hub.get_dir()
+            with contextlib.redirect_stdout(_CacheByName(sys.stdout, hub)), \
+                    contextlib.redirect_stderr(_CacheByName(sys.stderr, hub)):
+                state = torch.hub.load_state_dict_from_url(VGG19_URL, progress=True, map_location="cpu",
+                                                           check_hash=True)
         except Exception as err:  # no network, proxy, disk full...
             print(f"  download failed ({type(err).__name__}: {err})")
             return None, f"not in torch.hub's cache, and the download failed ({type(err).__name__})"
@@ -263,18 +282,46 @@ class VGGFeatures(nn.Module):
 
 
 # --------------------------------------------------------------------------- style transfer
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation (squared form) of ``(B, C, H, W)`` images, a scalar:
+
+    ``mean((x[..., 1:, :] - x[..., :-1, :])^2) + mean((x[..., :, 1:] - x[..., :, :-1])^2)``, the mean
+    squared difference of vertically plus that of horizontally adjacent pixels. It is 0 for a flat
+    image and large for pixel-level grain; as a penalty it smooths what the feature losses leave noisy.
+    """
+    if image.dim() != 4:
+        raise ValueError(f"tv_loss expects (B, C, H, W) images, got shape {tuple(image.shape)}")
+    vertical = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean()
+    horizontal = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
+    return vertical + horizontal
+
+
+def range_penalty(image: torch.Tensor) -> torch.Tensor:
+    """``mean(relu(x - 1)^2 + relu(-x)^2)``: 0 inside ``[0, 1]``, growing smoothly outside it (a scalar)."""
+    return (F.relu(image - 1).pow(2) + F.relu(-image).pow(2)).mean()
+
+
 def optimize_image(image: torch.Tensor, extractor: VGGFeatures, content_targets: dict | None = None,
                    style_grams: dict | None = None, content_weight: float = 1.0, style_weight: float = 1.0,
-                   steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None, progress: bool = True,
-                   desc: str = "optimising pixels"):
+                   steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None, tv_weight: float = 0.0,
+                   range_weight: float = 1000.0, progress: bool = True, desc: str = "optimising pixels"):
     """Optimise the pixels of (a copy of) ``image`` so its features match the targets.
 
-    Minimises ``content_weight * C + style_weight * S`` where ``C`` is the mean over the layers of
-    ``content_targets`` (``name -> (1, C, H, W)`` features) of ``content_loss(..., normalize=True)``
-    and ``S = style_loss(..., normalize=True)`` over the layers of ``style_grams`` (``name -> (1, C, C)``).
-    ``image``: ``(1, 3, H, W)`` in ``[0, 1]``, clamped to that range after every step.
-    ``optimizer``: ``'lbfgs'`` (one loss evaluation per step, no line search) or ``'adam'``.
-    Returns ``(image, history)``; history has lists ``'content'``, ``'style'``, ``'total'``.
+    Minimises ``content_weight * C + style_weight * S + tv_weight * tv_loss(x) + range_weight *
+    range_penalty(x)``, where ``C`` is the mean over the layers of ``content_targets`` (``name -> (1, C,
+    H, W)`` features) of ``content_loss(..., normalize=True)`` and ``S = style_loss(..., normalize=True)``
+    over the layers of ``style_grams`` (``name -> (1, C, C)``). ``image``: ``(1, 3, H, W)`` in ``[0, 1]``.
+    The range penalty keeps the pixels in ``[0, 1]`` with a smooth wall (clamping during the run would
+    make the objective non-smooth, which can stall L-BFGS); the returned image is clamped to ``[0, 1]``.
+
+    ``steps`` is the budget in loss evaluations (one forward and one backward pass each: the cost).
+    ``optimizer``: ``'lbfgs'`` -- L-BFGS with a strong-Wolfe line search, in rounds of up to 20
+    iterations (an iteration takes one evaluation, more when the line search needs them; the last one
+    may overrun ``steps`` by a few) -- or ``'adam'`` (one evaluation per step; ``lr`` default 0.02).
+
+    Returns ``(image, history)``: ``history['content' | 'style' | 'tv' | 'total']`` list the losses of
+    every evaluation in order (L-BFGS line-search trials included; ``'total'`` is the whole objective,
+    range penalty included), ``history['final']`` the same losses at the returned image.
     """
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
@@ -284,33 +331,51 @@ def optimize_image(image: torch.Tensor, extractor: VGGFeatures, content_targets:
     device = next(extractor.buffers()).device
     layers = list(dict.fromkeys([*content_targets, *style_grams]))
     image = image.detach().clone().to(device).requires_grad_(True)
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50)
-    else:
-        opt = torch.optim.Adam([image], lr=lr or 0.02)
     zero = torch.zeros((), device=device)
-    history = {"content": [], "style": [], "total": []}
+    keys = ("content", "style", "tv", "total")
+    history = {key: [] for key in keys}
 
-    def closure():
-        opt.zero_grad()
-        feats = extractor(image, layers)
+    def losses(x):
+        feats = extractor(x, layers)
         c = sum((content_loss(feats[k], t, normalize=True) for k, t in content_targets.items()), zero)
         c = c / max(1, len(content_targets))
         s = style_loss([feats[k] for k in style_grams], list(style_grams.values()), normalize=True) \
             if style_grams else zero
-        total = content_weight * c + style_weight * s
-        total.backward()
-        closure.last = (c.detach(), s.detach(), total.detach())
-        return total
+        tv = tv_loss(x) if tv_weight else zero
+        total = content_weight * c + style_weight * s + tv_weight * tv
+        if range_weight:
+            total = total + range_weight * range_penalty(x)
+        return c, s, tv, total
 
     from tqdm.auto import tqdm
 
-    for _ in tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False):
-        opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
-        for key, value in zip(("content", "style", "total"), closure.last):
-            history[key].append(float(value))
+    bar = tqdm(total=steps, desc=desc, unit="eval", disable=not progress, leave=False)
+
+    def closure():
+        opt.zero_grad()
+        values = losses(image)
+        values[-1].backward()
+        for key, value in zip(keys, values):
+            history[key].append(float(value.detach()))
+        bar.update(1)
+        return values[-1]
+
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+        while len(history["total"]) < steps:
+            before = len(history["total"])
+            opt.param_groups[0]["max_eval"] = steps - before  # end the round when the budget is spent
+            opt.step(closure)
+            if len(history["total"]) - before <= 1:  # converged: L-BFGS took no step
+                break
+    else:
+        opt = torch.optim.Adam([image], lr=lr or 0.02)
+        for _ in range(steps):
+            opt.step(closure)
+    bar.close()
+    with torch.no_grad():
+        image.clamp_(0, 1)
+        history["final"] = dict(zip(keys, map(float, losses(image))))
     return image.detach(), history
 
 
@@ -329,7 +394,8 @@ def style_transfer(content: torch.Tensor | None, style: torch.Tensor, extractor:
     ``content``: ``(1, 3, H, W)`` in ``[0, 1]``, or ``None`` for texture synthesis (give ``size``);
     ``style``: ``(1, 3, H', W')``. Targets: ``content``'s features at ``content_layers`` and
     ``style``'s Gram matrices at ``style_layers``. ``init``: ``'content'`` (start from the photo,
-    converges faster) or ``'noise'``. Other keyword arguments go to :func:`optimize_image`.
+    converges faster) or ``'noise'``. ``steps``: the budget in loss evaluations. Other keyword
+    arguments (``optimizer``, ``lr``, ``tv_weight``, ``progress``) go to :func:`optimize_image`.
     Returns ``(image, history)``.
     """
     if init not in ("content", "noise"):

@@ -205,6 +205,22 @@ def test_offline_fallback_announces_download_then_random_weights(offline_hub, ca
     assert vgg(torch.rand(1, 3, 8, 8))["relu2_1"].shape == (1, 128, 4, 4)
 
 
+def test_download_messages_name_the_cache_without_its_path(offline_hub, monkeypatch, capsys):
+    """torch.hub prints where it downloads to; the message names the cache instead of this machine's path."""
+    def noisy_download(url, **kwargs):
+        import sys
+
+        sys.stdout.write(f'Downloading: "{url}" to {torch.hub.get_dir()}/checkpoints/vgg19.pth\n')  # as torch.hub does
+        sys.stderr.write(f"progress of {torch.hub.get_dir()}\n")
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", noisy_download)
+    style.VGGFeatures(layers=["relu1_1"], weights="auto")
+    captured = capsys.readouterr()
+    assert "<torch.hub cache>/checkpoints/vgg19.pth" in captured.out and "progress of <torch.hub cache>" in captured.err
+    assert str(offline_hub.path) not in captured.out + captured.err
+
+
 @pytest.mark.parametrize("switch", ["argument", "env"])
 def test_download_can_be_switched_off(offline_hub, monkeypatch, capsys, switch):
     kwargs = {"download": False} if switch == "argument" else {}
@@ -275,9 +291,12 @@ def test_style_transfer_lowers_the_loss(vgg_small):
     image, hist = style.style_transfer(content, style_img, vgg_small, content_layers=["conv2_1"],
                                        style_layers=["relu1_1", "relu3_1"], steps=15, progress=False)
     assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
-    assert set(hist) == {"content", "style", "total"} and len(hist["total"]) == 15
-    assert hist["content"][0] == 0  # the first step is taken at the content image itself
-    assert hist["style"][-1] < 0.8 * hist["style"][0] and hist["total"][-1] < 0.8 * hist["total"][0]
+    assert set(hist) == {"content", "style", "tv", "total", "final"}
+    assert 15 <= len(hist["total"]) <= 15 + 25  # a budget of evaluations; the last line search may overrun
+    assert hist["content"][0] == 0  # the first evaluation is at the content image itself
+    final = hist["final"]
+    assert final["style"] < 0.8 * hist["style"][0] and final["total"] < 0.8 * hist["total"][0]
+    assert final["total"] == pytest.approx(final["content"] + 10.0 * final["style"], rel=1e-6)  # no TV asked for
 
 
 def test_texture_synthesis_from_noise(vgg_small):
@@ -313,7 +332,7 @@ def test_optimize_image_inverts_features(vgg_small):
     targets = {"relu1_1": vgg_small(target_img, ["relu1_1"])["relu1_1"]}
     start = style.noise_image((24, 24))
     image, hist = style.optimize_image(start, vgg_small, content_targets=targets, steps=20, progress=False)
-    assert hist["total"][-1] < 0.2 * hist["total"][0]
+    assert hist["final"]["total"] < 0.2 * hist["total"][0]
     assert F.mse_loss(image, target_img) < 0.5 * F.mse_loss(start, target_img)
     with pytest.raises(ValueError, match="content_targets and/or style_grams"):
         style.optimize_image(start, vgg_small, steps=1)
@@ -338,3 +357,79 @@ def test_show_images_and_explorer():
     box.children[-2].children[0].click()  # the run button
     assert results[(10, "x")] == "ran (10, 'x')" and drawn[-1][0] == "ran (10, 'x')"
 
+
+# --------------------------------------------------------------------------- total variation and the optimiser
+def test_tv_loss_analytic_values():
+    h = w = 6
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    ramp = (0.3 * xs - 0.2 * ys).expand(2, 3, h, w)       # every horizontal step 0.3, every vertical -0.2
+    torch.testing.assert_close(style.tv_loss(ramp), torch.tensor(0.3**2 + 0.2**2, dtype=torch.float64))
+    checker = ((xs + ys) % 2).expand(1, 3, h, w)            # every neighbour differs by 1
+    assert style.tv_loss(checker).item() == 2.0
+    assert style.tv_loss(torch.full((1, 3, h, w), 0.7)).item() == 0.0
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        style.tv_loss(torch.rand(3, 4, 4))
+
+
+def test_tv_loss_gradient_matches_the_analytic_gradient():
+    """d/dx of mean((x[h+1]-x[h])^2): 2 (x[h]-x[h-1]) / N - 2 (x[h+1]-x[h]) / N, zero terms past the border."""
+    torch.manual_seed(7)
+    x = torch.rand(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(style.tv_loss(x), x)
+    x = x.detach()
+    dv, dh = x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+    expected = torch.zeros_like(x)
+    expected[..., 1:, :] += 2 * dv / dv.numel()
+    expected[..., :-1, :] -= 2 * dv / dv.numel()
+    expected[..., :, 1:] += 2 * dh / dh.numel()
+    expected[..., :, :-1] -= 2 * dh / dh.numel()
+    torch.testing.assert_close(grad, expected)
+
+
+class _Identity(torch.nn.Module):
+    """A stand-in extractor whose one 'feature map' is the image itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("dummy", torch.zeros(()))
+
+    def forward(self, images, layers=None):
+        return {"pixels": images}
+
+
+def test_lbfgs_with_line_search_solves_a_quadratic_and_respects_the_box():
+    """With identity features the loss is ||x - t||^2 / ||t||^2 on [0, 1]: its minimiser is clamp(t)."""
+    torch.manual_seed(8)
+    target = torch.rand(1, 3, 8, 8) * 1.4 - 0.2          # partly outside [0, 1]
+    start = torch.full((1, 3, 8, 8), 0.5)
+    image, hist = style.optimize_image(start, _Identity(), {"pixels": target}, steps=300, progress=False)
+    assert len(hist["total"]) < 300                       # converged: it stops before the budget is spent
+    assert 0 <= image.min() and image.max() <= 1
+    torch.testing.assert_close(image, target.clamp(0, 1), atol=2e-3, rtol=0)
+    expected = F.mse_loss(target.clamp(0, 1), target) / target.pow(2).mean()
+    assert hist["final"]["total"] == pytest.approx(expected.item(), rel=1e-3)
+    assert hist["final"]["content"] == hist["final"]["total"]   # inside [0, 1] the range penalty is 0
+    # Adam with the same budget of evaluations gets closer than where it started, but not as close
+    budget = len(hist["total"])
+    adam, hist_adam = style.optimize_image(start, _Identity(), {"pixels": target}, steps=budget, optimizer="adam",
+                                           progress=False)
+    assert len(hist_adam["total"]) == budget
+    assert hist["final"]["total"] < hist_adam["final"]["total"] < hist_adam["total"][0]
+
+
+def test_range_penalty():
+    x = torch.tensor([[[[-0.5, 0.0], [0.3, 1.2]]]])
+    assert style.range_penalty(x).item() == pytest.approx((0.25 + 0.04) / 4)
+    assert style.range_penalty(x.clamp(0, 1)).item() == 0
+
+
+def test_tv_weight_smooths_the_result():
+    torch.manual_seed(9)
+    noisy = torch.rand(1, 3, 12, 12)
+    plain, h0 = style.optimize_image(noisy, _Identity(), {"pixels": noisy}, steps=20, progress=False)
+    smooth, h1 = style.optimize_image(noisy, _Identity(), {"pixels": noisy}, steps=40, tv_weight=1.0, progress=False)
+    assert h0["final"]["tv"] == 0 and h1["final"]["tv"] > 0
+    assert style.tv_loss(smooth) < 0.5 * style.tv_loss(plain)
+    total = h1["final"]["content"] + h1["final"]["tv"]
+    assert h1["final"]["total"] == pytest.approx(total, rel=1e-6)
+    assert h1["final"]["total"] < h1["total"][0]
