@@ -175,6 +175,14 @@ def test_number_check_catches_a_number_no_output_shows():
     assert tutorial.unbacked_numbers(nb) == []
 
 
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_prose_number_is_backed_by_an_output(name):
+    """A decimal or a percentage in the text is one an output shows, or is marked as not measured."""
+    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))
+    missing = [f"cell {i}: {token} (...{context}...)" for i, token, context in tutorial.unbacked_numbers(nb)]
+    assert not missing, "prose numbers no output shows (fix the text, print the number, or mark it " \
+                        "<!-- not measured: ... -->):\n" + "\n".join(missing)
+
 
 def _code(text, outputs=()):
     return {"cell_type": "code", "metadata": {}, "source": text.splitlines(keepends=True), "execution_count": 3,
@@ -233,3 +241,19 @@ def test_slide_types_follow_the_headings():
     nb = {"cells": [_md("# 02 · Title\ntext"), _code("x = 1"), _md("## 1 · Data"), _md("### EMA"), _md("plain")]}
     tutorial.set_slides(nb)
     assert [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]] == ["slide", "-", "slide", "subslide", "-"]
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_exports_as_slides(name, tmp_path):
+    """Slide metadata is present (``tutorial.py slides``) and nbconvert turns the notebook into a slideshow."""
+    import subprocess
+
+    path = NOTEBOOKS / f"{name}.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert json.dumps(tutorial.set_slides(json.loads(json.dumps(nb)))) == json.dumps(nb), \
+        "slide metadata missing or stale: run python3 tutorial.py slides"
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "slides", "--output-dir", str(tmp_path),
+                           str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    html = (tmp_path / f"{name}.slides.html").read_text(encoding="utf-8")
+    assert html.count("<section") >= sum(c["metadata"]["slideshow"]["slide_type"] == "slide" for c in nb["cells"])
