@@ -55,3 +55,45 @@ def test_check_value(capsys):
                            (math.nan, "not right")]:
         with pytest.raises(ExerciseError, match=needle):
             exercises.check_value("exercise 3", answer, 0.23468, hint="see section 2")
+
+
+def good_gram(f):
+    b, c, h, w = f.shape
+    x = f.reshape(b, c, h * w)
+    return x @ x.transpose(1, 2) / (h * w)
+
+
+def test_gram_check(capsys):
+    exercises.check_gram_matrix(good_gram)
+    assert "correct" in capsys.readouterr().out
+    for wrong, needle in [
+        (lambda f: good_gram(f) * f.shape[2] * f.shape[3], "sums over the positions"),
+        (lambda f: good_gram(f) / f.shape[1], r"divides by C\*H\*W"),
+        (lambda f: f.flatten(2).transpose(1, 2) @ f.flatten(2), r"should give \(2, 3, 3\)"),
+        (stub, "not written yet"),
+    ]:
+        with pytest.raises(ExerciseError, match=needle):
+            exercises.check_gram_matrix(wrong)
+
+
+def good_adain(c, s, eps=1e-5):
+    mu_c, mu_s = c.mean((2, 3), keepdim=True), s.mean((2, 3), keepdim=True)
+    sd_c = (c.var((2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    sd_s = (s.var((2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    return sd_s * (c - mu_c) / sd_c + mu_s
+
+
+def test_adain_check(capsys):
+    exercises.check_adain(good_adain)
+    assert "correct" in capsys.readouterr().out
+    unbiased = lambda c, s: ((s.var((2, 3), keepdim=True) + 1e-5).sqrt() * (c - c.mean((2, 3), keepdim=True))
+                             / (c.var((2, 3), keepdim=True) + 1e-5).sqrt() + s.mean((2, 3), keepdim=True))
+    for wrong, needle in [
+        (lambda c, s: good_adain(s, c)[:, :, :1, :1].expand_as(c) * 0 + c, "keeps the content's channel means"),
+        (lambda c, s: s.std() * (c - c.mean()) / c.std() + s.mean(), "one mean and std for all channels"),
+        (unbiased, "unbiased"),
+        (lambda c, s: good_adain(c, s) + 0.1, "does not give"),
+        (stub, "not written yet"),
+    ]:
+        with pytest.raises(ExerciseError, match=needle):
+            exercises.check_adain(wrong)
