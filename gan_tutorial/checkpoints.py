@@ -37,6 +37,7 @@ def atomic_save(obj, path) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)                       # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

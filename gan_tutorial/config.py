@@ -4,6 +4,8 @@ Environment variables (all optional):
 
 * ``GAN_TUTORIAL_FAST`` -- ``1`` for fast mode (tiny budgets, used by the tests), ``0`` for full
   mode. When unset, fast mode is on if ``CI`` is set and off otherwise.
+* ``GAN_TUTORIAL_CLASSROOM`` -- ``1`` turns classroom mode on in every notebook (``0`` off),
+  whatever the notebook's own switch says: the long runs load the shipped checkpoints instead.
 * ``GAN_TUTORIAL_DEVICE`` -- ``cuda``, ``cuda:1``, ``mps``, ``cpu`` or ``auto`` (default).
 * ``GAN_TUTORIAL_DATA`` -- a folder holding ``mnist/`` (idx files or torchvision's layout).
 * ``GAN_TUTORIAL_CACHE`` -- where the package keeps things it makes or downloads for you.
@@ -66,9 +68,42 @@ def fast_mode() -> bool:
     return bool(os.environ.get("CI"))
 
 
-def pick(fast, full):
-    """Return ``fast`` in fast mode and ``full`` otherwise (e.g. ``num_steps = pick(200, 5000)``)."""
-    return fast if fast_mode() else full
+_classroom = False   # set by classroom(); GAN_TUTORIAL_CLASSROOM overrides it
+
+
+def _classroom_env() -> bool | None:
+    flag = os.environ.get("GAN_TUTORIAL_CLASSROOM", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    if flag in ("0", "false", "no", "off", ""):
+        return False if flag else None
+    raise ValueError(f"GAN_TUTORIAL_CLASSROOM={flag!r} is not understood: set it to 1 (on) or 0 (off).")
+
+
+def classroom(on: bool | None = None) -> bool:
+    """Classroom mode: notebooks load the checkpoints shipped with the package (``gan_tutorial.shipped``)
+    in place of their long training runs, and :func:`pick` returns the short classroom budgets.
+
+    ``classroom(True)`` / ``classroom(False)`` is a notebook's switch; ``classroom()`` only reports.
+    ``GAN_TUTORIAL_CLASSROOM=1`` (or ``0``) overrides the switch, so a teacher can set a whole room.
+    """
+    global _classroom
+    if on is not None:
+        _classroom = bool(on)
+    return _classroom_on()
+
+
+def _classroom_on() -> bool:
+    env = _classroom_env()
+    return _classroom if env is None else env
+
+
+def pick(fast, full, classroom=None):
+    """``fast`` in fast mode, else ``classroom`` in classroom mode (when given), else ``full``
+    (e.g. ``num_steps = pick(200, 6000, classroom=300)``)."""
+    if fast_mode():
+        return fast
+    return classroom if classroom is not None and _classroom_on() else full
 
 
 def get_device(name: str | torch.device | None = None) -> torch.device:
@@ -154,11 +189,14 @@ def describe(device: torch.device | None = None) -> str:
     """One line for a notebook's setup cell: mode, device and a hint when no GPU is in use."""
     device = device or get_device()
     mode = "fast" if fast_mode() else "full"
-    line = f"gan_tutorial: {mode} mode on {device}"
+    line = f"gan_tutorial: {mode} mode{' + classroom mode' if classroom() else ''} on {device}"
     if device.type == "cuda":
         line += f" ({torch.cuda.get_device_name(device)})"
     else:
         line += " -- no GPU: everything runs, just slower (on Colab pick a GPU runtime)"
     if mode == "fast":
         line += "\n  fast mode: tiny training budgets, so figures are rough. Set GAN_TUTORIAL_FAST=0 for full runs."
+    if classroom():
+        line += ("\n  classroom mode: the long runs load the checkpoints shipped with the package; short live runs "
+                 "show the curves moving.")
     return line
