@@ -1,4 +1,4 @@
-"""Notebook 06's checks: the Gram matrix and AdaIN."""
+"""Notebook 06's checks: the Gram matrix, AdaIN, a mean-and-std style loss, and Gram matrices at two sizes."""
 from __future__ import annotations
 
 import torch
@@ -6,7 +6,7 @@ import torch
 from .. import style
 from ._core import ExerciseError, _call
 
-__all__ = ["check_gram_matrix", "check_adain"]
+__all__ = ["check_gram_matrix", "check_adain", "check_mean_std_loss", "check_gram_size_difference"]
 
 
 def check_gram_matrix(fn) -> None:
@@ -66,3 +66,86 @@ def check_adain(fn) -> None:
                             "var(..., unbiased=False), as instance normalisation does.")
     raise ExerciseError(f"{name} does not give sigma_s * (content - mu_c) / sigma_c + mu_s with per-channel "
                         f"statistics (max difference {float((ours - want).abs().max()):.3g}).")
+
+
+def _mean_std(f, g, dims=(2, 3), unbiased=False, power=1.0, reduce="mean"):
+    """``mean_std_loss`` with a choice of the usual slips."""
+    mu_f, mu_g = f.mean(dims), g.mean(dims)
+    sd_f, sd_g = f.var(dims, unbiased=unbiased) ** (power / 2), g.var(dims, unbiased=unbiased) ** (power / 2)
+    terms = (mu_f - mu_g) ** 2 + (sd_f - sd_g) ** 2
+    return terms.sum() if reduce == "sum" else terms.mean()
+
+
+def check_mean_std_loss(fn) -> None:
+    """``fn(f, g)``: the mean over channels of ``(mu_f - mu_g)^2 + (sigma_f - sigma_g)^2`` (population std)."""
+    name = "mean_std_loss"
+    gen = torch.Generator().manual_seed(0)
+    scale = torch.tensor([0.5, 1.0, 2.0, 3.0]).view(1, 4, 1, 1)
+    f = torch.randn(1, 4, 6, 6, generator=gen) * scale + torch.tensor([1.0, -1.0, 0.0, 2.0]).view(1, 4, 1, 1)
+    g = torch.randn(1, 4, 6, 6, generator=gen) * 2 - 0.5
+    ours = _call(name, fn, f, g)
+    if not torch.is_tensor(ours) or ours.numel() != 1:
+        raise ExerciseError(f"{name} should return one number (a 0-d tensor): the mean over the channels.")
+    if abs(float(_call(name, fn, f, f))) > 1e-6:
+        raise ExerciseError(f"{name}(f, f) should be 0: identical maps have identical statistics.")
+    want = _mean_std(f, g).item()
+    slips = [
+        (_mean_std(f, g, unbiased=True), "uses the sample (unbiased) standard deviation: use the population one, "
+                                         "std(..., unbiased=False), as in exercise 2."),
+        (_mean_std(f, g, power=2.0), "compares variances: take the standard deviations, the square roots."),
+        (_mean_std(f, g, reduce="sum"), "sums over the channels: take the mean."),
+        (_mean_std(f, g, dims=(1, 2, 3)), "uses one mean and std for all channels: take them per channel, over "
+                                          "the positions only (dims 2 and 3)."),
+        (_mean_std(f, g, dims=(1,)), "takes the statistics over the channels, per position: take them per channel, "
+                                     "over the positions (dims 2 and 3)."),
+    ]
+    if abs(ours.item() - want) > 1e-4:
+        for value, hint in slips:
+            if abs(ours.item() - value.item()) < 1e-4:
+                raise ExerciseError(f"{name} {hint}")
+        raise ExerciseError(f"{name} gives {ours.item():.4f} on two random maps, which is not the mean over channels "
+                            "of (mu_f - mu_g)^2 + (sigma_f - sigma_g)^2.")
+    shuffled = f.flatten(2)[:, :, torch.randperm(36, generator=gen)].reshape(f.shape)
+    if abs(float(_call(name, fn, shuffled, g)) - want) > 1e-4:
+        raise ExerciseError(f"{name} changes when the positions are shuffled: the statistics must cover all positions.")
+    g_small = torch.randn(1, 4, 3, 5, generator=gen)
+    try:
+        other = float(_call(name, fn, f, g_small))
+    except RuntimeError as e:
+        raise ExerciseError(f"{name} fails on maps of different sizes (6 x 6 and 3 x 5): {str(e).splitlines()[0]}. "
+                            "Compare statistics per channel, never the maps position by position.") from None
+    if abs(other - _mean_std(f, g_small).item()) > 1e-4:
+        raise ExerciseError(f"{name} is wrong when the two maps have different sizes: take each map's statistics "
+                            "over its own positions.")
+    print(f"{name}: correct (per-channel means and standard deviations, blind to where features are)")
+
+
+def check_gram_size_difference(answer, extractor, style_image, layer: str = "relu2_1") -> None:
+    """Exercise 4: ``||G_64 - G_128|| / ||G_128||`` for the (normalised) Gram matrices of ``style_image``
+    at ``layer``, resized with ``style.resize`` to 64 and 128 px."""
+    name = "exercise 4"
+    if answer is None:
+        raise ExerciseError(f"{name}: not answered yet. Put your number in relative_difference and run that cell.")
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        raise ExerciseError(f"{name}: expected a number, got {type(answer).__name__}; .item() turns a 0-d "
+                            "tensor into one.") from None
+    with torch.no_grad():
+        feats = {s: extractor(style.resize(style_image, s), [layer])[layer] for s in (64, 128)}
+    grams = {s: style.gram_matrix(f) for s, f in feats.items()}
+    raw = {s: grams[s] * f.shape[2] * f.shape[3] for s, f in feats.items()}   # F F^T, not divided by H W
+    want = ((grams[64] - grams[128]).norm() / grams[128].norm()).item()
+    tol = 1e-3 * max(want, 1e-3)
+    if abs(value - want) <= tol:
+        print(f"{name}: correct")
+        return
+    if abs(value - ((raw[64] - raw[128]).norm() / raw[128].norm()).item()) <= 1e-3:
+        raise ExerciseError(f"{name}: {value:.4g} is the difference of the unnormalised Gram matrices F F^T. The "
+                            "number asked for uses style.gram_matrix, divided by H W.")
+    if abs(value - ((grams[64] - grams[128]).norm() / grams[64].norm()).item()) <= tol:
+        raise ExerciseError(f"{name}: {value:.4g} divides by the norm of the 64-px Gram matrix; divide by the "
+                            "128-px one, ||G_64 - G_128|| / ||G_128||.")
+    raise ExerciseError(f"{name}: {value:.4g} is not right. Compute both Gram matrices at {layer} with "
+                        "style.gram_matrix, from style.resize(style_img, 64) and style.resize(style_img, 128), then "
+                        "||G_64 - G_128|| / ||G_128||.")
