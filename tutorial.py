@@ -287,8 +287,43 @@ def slide_type(cell: dict) -> str:
     return "-"
 
 
+def split_at_headings(nb: dict) -> dict:
+    """Split markdown cells so that every #, ## or ### heading opens a cell (in place): a heading in
+    the middle of a cell would otherwise not start a slide. Code blocks and ``<details>`` are never
+    split; a cell's ``<!-- not measured: ... -->`` note goes with each of its parts."""
+    cells = []
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] != "markdown":
+            cells.append(cell)
+            continue
+        parts, current, fenced, details = [], [], False, 0
+        for line in text.split("\n"):
+            if re.match(r"#{1,3} ", line) and current and not fenced and not details and "".join(current).strip():
+                parts.append(current)
+                current = []
+            current.append(line)
+            fenced ^= line.lstrip().startswith("```")
+            details += line.count("<details") - line.count("</details>")
+        parts.append(current)
+        notes = _EXEMPT.findall(text)
+        for k, lines in enumerate(parts):
+            piece = "\n".join(lines).strip("\n")
+            if len(parts) > 1 and notes and not _EXEMPT.search(piece):
+                piece += "\n<!-- not measured: " + " ".join(n.strip() for n in notes) + " -->"
+            new = {**json.loads(json.dumps(cell)), "source": [line + "\n" for line in piece.split("\n")]}
+            new["source"][-1] = new["source"][-1].rstrip("\n")
+            if k and "id" in cell:
+                new["id"] = f"{cell['id'][:6]}-{k}"
+            cells.append(new)
+    nb["cells"] = cells
+    return nb
+
+
 def set_slides(nb: dict) -> dict:
-    """``nb`` with every cell's ``metadata.slideshow.slide_type`` set by :func:`slide_type` (in place)."""
+    """``nb`` split at its headings (:func:`split_at_headings`) and every cell's
+    ``metadata.slideshow.slide_type`` set by :func:`slide_type` (in place)."""
+    split_at_headings(nb)
     for i, cell in enumerate(nb["cells"]):
         cell.setdefault("metadata", {})["slideshow"] = {"slide_type": "slide" if i == 0 else slide_type(cell)}
     return nb

@@ -243,6 +243,21 @@ def test_slide_types_follow_the_headings():
     assert [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]] == ["slide", "-", "slide", "subslide", "-"]
 
 
+def test_headings_in_the_middle_of_a_cell_open_their_own_slide():
+    text = ("Reading the table: 0.52 here.\n<!-- not measured: 0.52 -->\n\n## 3 · Penalty\nText.\n```\n# not a heading\n```\n"
+            "### Sub\nMore.")
+    nb = {"cells": [_md("# Title"), _md(text), _md("<details>\n\n## inside\n</details>")]}
+    for k, cell in enumerate(nb["cells"]):
+        cell["id"] = f"cell{k}"
+    tutorial.set_slides(nb)
+    sources = ["".join(c["source"]) for c in nb["cells"]]
+    assert sources[1] == "Reading the table: 0.52 here.\n<!-- not measured: 0.52 -->"
+    assert sources[2] == "## 3 · Penalty\nText.\n```\n# not a heading\n```\n<!-- not measured: 0.52 -->"
+    assert sources[3].startswith("### Sub\nMore.") and sources[4].startswith("<details>")
+    assert [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]] == ["slide", "-", "slide", "subslide", "-"]
+    assert len({c["id"] for c in nb["cells"]}) == len(nb["cells"])
+
+
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_exports_as_slides(name, tmp_path):
     """Slide metadata is present (``tutorial.py slides``) and nbconvert turns the notebook into a slideshow."""

@@ -9,6 +9,14 @@ notebook never shows the answer before the learner tries. Notebooks call them as
 """
 from ._core import ExerciseError, check_value
 from .minimax import check_d_loss, check_g_loss
-from .style import check_adain, check_gram_matrix
+from .mlp import check_frechet_distance, check_train_step
+from .dcgan import check_conv_transpose_size, check_dcgan_plan, check_up_block
+from .conditional import check_condition_input, check_label_blind, check_projection_score, check_weakest_digit
+from .style import check_adain, check_gram_matrix, check_gram_size_difference, check_mean_std_loss
+from .wgan import check_gradient_penalty, check_wasserstein_critic_loss, check_wasserstein_generator_loss
 
-__all__ = ["ExerciseError", "check_value", "check_d_loss", "check_g_loss", "check_gram_matrix", "check_adain"]
+__all__ = ["ExerciseError", "check_value", "check_d_loss", "check_g_loss", "check_train_step", "check_frechet_distance",
+           "check_conv_transpose_size", "check_up_block", "check_dcgan_plan", "check_gram_matrix", "check_adain",
+           "check_projection_score", "check_condition_input", "check_label_blind", "check_weakest_digit",
+           "check_wasserstein_critic_loss", "check_wasserstein_generator_loss", "check_gradient_penalty",
+           "check_mean_std_loss", "check_gram_size_difference"]
