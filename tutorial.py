@@ -6,7 +6,7 @@
     python3 tutorial.py setup [--fresh]   # only (re)install; --fresh deletes .venv first
     python3 tutorial.py set-repo URL [--ref TAG]   # the repository the Colab badges and install cells use
     python3 tutorial.py check-numbers [NOTEBOOK ...]  # prose numbers that no output of their notebook shows
-    python3 tutorial.py student OUT_DIR [NOTEBOOK ...]  # student copies: solutions replaced by stubs
+    python3 tutorial.py student OUT_DIR [NOTEBOOK ...] [--classroom]  # student copies: solutions replaced by stubs
     python3 tutorial.py slides [NOTEBOOK ...]   # (re)write the slide metadata from the headings
 
 Extra arguments after ``test`` go to pytest, after ``lab`` to JupyterLab (run as root, ``lab`` adds
@@ -18,6 +18,8 @@ pyproject.toml, and rewrites every notebook's Colab badge and install block to m
 in code cells the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` (nbgrader's markers, so
 nbgrader users can take the notebooks as they are) become ``raise NotImplementedError(...)``; in
 markdown cells ``<details><summary>Solution ...</details>`` blocks are dropped; outputs are cleared.
+``--classroom`` also turns on each notebook's classroom switch (``CLASSROOM = gan_tutorial.classroom(True)``):
+the copies then load the checkpoints shipped with the package instead of training for many minutes.
 
 ``slides`` marks each cell for a slideshow (``jupyter nbconvert --to slides``, or RISE in JupyterLab):
 a ``#`` or ``##`` heading starts a slide, a ``###`` heading a sub-slide, every other cell continues
@@ -240,12 +242,18 @@ def strip_solutions(source: str) -> tuple[str, int]:
     return "".join(out), count
 
 
-def student_copy(nb: dict) -> tuple[dict, int]:
-    """A copy of notebook ``nb`` without solutions or outputs; and the number of code stubs."""
+CLASSROOM_OFF, CLASSROOM_ON = "CLASSROOM = gan_tutorial.classroom(False)", "CLASSROOM = gan_tutorial.classroom(True)"
+
+
+def student_copy(nb: dict, classroom: bool = False) -> tuple[dict, int]:
+    """A copy of notebook ``nb`` without solutions or outputs; and the number of code stubs.
+    ``classroom=True`` also turns the notebook's classroom switch on (shipped checkpoints)."""
     nb, stubs = json.loads(json.dumps(nb)), 0
     for cell in nb["cells"]:
         text = "".join(cell["source"])
         if cell["cell_type"] == "code":
+            if classroom:
+                text = text.replace(CLASSROOM_OFF, CLASSROOM_ON)
             text, n = strip_solutions(text)
             stubs += n
             cell["outputs"], cell["execution_count"] = [], None
@@ -256,8 +264,10 @@ def student_copy(nb: dict) -> tuple[dict, int]:
 
 
 def _student_command(args: list[str]) -> int:
+    classroom = "--classroom" in args
+    args = [a for a in args if a != "--classroom"]
     if not args or args[0].startswith("-"):
-        print("usage: python3 tutorial.py student OUT_DIR [NOTEBOOK ...]")
+        print("usage: python3 tutorial.py student OUT_DIR [NOTEBOOK ...] [--classroom]")
         return 2
     out = Path(args[0])
     paths = [Path(a) for a in args[1:]] or sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -267,12 +277,13 @@ def _student_command(args: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for path in paths:
         try:
-            copy, stubs = student_copy(json.loads(path.read_text(encoding="utf-8")))
+            copy, stubs = student_copy(json.loads(path.read_text(encoding="utf-8")), classroom=classroom)
         except ValueError as e:
             print(f"{path.name}: {e}. Fix the solution markers in that notebook.")
             return 1
         write_notebook(out / path.name, copy)
-        print(f"{out / path.name}: {stubs} exercise(s) to write")
+        switched = classroom and CLASSROOM_ON in json.dumps(copy)
+        print(f"{out / path.name}: {stubs} exercise(s) to write" + (", classroom mode on" if switched else ""))
     return 0
 
 

@@ -237,6 +237,28 @@ def test_student_command_writes_copies_and_protects_the_sources(tmp_path, capsys
     assert "choose another folder" in capsys.readouterr().out
 
 
+def test_student_copies_can_turn_the_classroom_switch_on(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    setup = "import gan_tutorial\n" + tutorial.CLASSROOM_OFF + "   # the switch\n"
+    nb = {"cells": [_code(setup), _code("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")], "metadata": {},
+          "nbformat": 4, "nbformat_minor": 5}
+    (src / "a.ipynb").write_text(json.dumps(nb))
+    assert tutorial.main(["student", str(tmp_path / "out"), str(src / "a.ipynb"), "--classroom"]) == 0
+    copy = json.loads((tmp_path / "out" / "a.ipynb").read_text())
+    assert tutorial.CLASSROOM_ON in "".join(copy["cells"][0]["source"])
+    assert "classroom mode on" in capsys.readouterr().out
+    assert tutorial.main(["student", str(tmp_path / "plain"), str(src / "a.ipynb")]) == 0
+    assert tutorial.CLASSROOM_OFF in "".join(json.loads((tmp_path / "plain" / "a.ipynb").read_text())["cells"][0]["source"])
+
+
+def test_every_classroom_switch_is_the_one_student_copies_turn_on():
+    """Notebooks 02-05 have the switch, written exactly as `tutorial.py student --classroom` expects it."""
+    for name in EXPECTED[1:5]:
+        text = (NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8")
+        assert text.count(tutorial.CLASSROOM_OFF) == 1, name
+
+
 def test_slide_types_follow_the_headings():
     nb = {"cells": [_md("# 02 · Title\ntext"), _code("x = 1"), _md("## 1 · Data"), _md("### EMA"), _md("plain")]}
     tutorial.set_slides(nb)
