@@ -1,6 +1,7 @@
 """gan_tutorial: the helper package behind the GAN tutorial notebooks.
 
-Modules: ``config`` (mode, device, seeds, folders), ``data`` (toy mixtures, MNIST), ``models``,
+Modules: ``config`` (mode, device, seeds, folders), ``data`` (toy mixtures, MNIST), ``images``
+(CIFAR-10, CelebA, folders of images), ``models``,
 ``losses``, ``train`` (the one training loop), ``metrics``, ``plotting`` and ``widgets``.
 """
 from . import config, data, losses, models, train

@@ -3,7 +3,7 @@ rebuilding trained nets from a file.
 
 A checkpoint is a plain dict of tensors, numbers and strings::
 
-    {"format": FORMAT, "step", "elapsed", "recipe" (name or None),
+    {"format": FORMAT, "step", "elapsed", "recipe" (name or None), "dataset" (name or None),
      "G": {"class", "hparams", "state"}, "D": {...}, "G_ema": {"state", "n_averaged"} or None,
      "opt_G", "opt_D", "scaler_G", "scaler_D", "config", "loss", "history", "rng", "batches"}
 
@@ -83,6 +83,7 @@ def capture(trainer) -> dict:
     ema = trainer.ema_G
     return {
         "format": FORMAT, "step": trainer.step, "elapsed": trainer.elapsed, "recipe": trainer.recipe,
+        "dataset": getattr(trainer, "dataset", None),
         "G": net(trainer.net_G), "D": net(trainer.net_D),
         "G_ema": None if ema is None else {"state": ema.module.state_dict(), "n_averaged": ema.n_averaged},
         "opt_G": trainer.opt_G.state_dict(), "opt_D": trainer.opt_D.state_dict(),

@@ -1,13 +1,17 @@
 """Command line: ``python -m gan_tutorial {train,sample,evaluate}`` (installed as ``gan-tutorial`` too).
 
+``train`` takes MNIST, CIFAR-10, CelebA or a folder of images (``--dataset``); ``evaluate``
+measures MNIST models only (its metric network is an MNIST classifier).
+
 Examples::
 
     python -m gan_tutorial train --model dcgan --time-budget 600 --out runs
+    python -m gan_tutorial train --model dcgan --dataset folder:~/faces --image-size 64 --out runs
     python -m gan_tutorial sample --checkpoint runs/dcgan.pt --num-samples 64 --out dcgan.png
     python -m gan_tutorial evaluate --checkpoint runs/dcgan.pt --json dcgan_metrics.json
 
 Mistakes in the arguments (an unknown model, a size a model cannot take, a device this machine
-lacks, a missing or corrupt checkpoint, MNIST not on disk) print one line naming the fix and
+lacks, a missing or corrupt checkpoint, data not on disk) print one line naming the fix and
 exit with status 2, without a traceback.
 """
 from __future__ import annotations
@@ -25,13 +29,18 @@ from . import config, recipes
 from .models import generate
 
 DEFAULT_STEPS = (200, 10000)          # generator steps when neither --steps nor --epochs is given: (fast, full)
+DATASETS = "mnist, cifar10, celeba or folder:PATH"
+DEFAULT_SIZE = {"mnist": 28, "cifar10": 32, "celeba": 64, "folder": 64}   # --image-size when not given
 EXAMPLES = """examples:
   python -m gan_tutorial train --model dcgan --time-budget 600 --out runs
+  python -m gan_tutorial train --model dcgan --dataset cifar10 --download --out runs_cifar
+  python -m gan_tutorial train --model dcgan --dataset folder:~/faces --image-size 64 --out runs_faces
   python -m gan_tutorial sample --checkpoint runs/dcgan.pt --num-samples 64 --out dcgan.png
   python -m gan_tutorial evaluate --checkpoint runs/dcgan.pt --json dcgan_metrics.json
 
-environment: GAN_TUTORIAL_DATA (folder holding mnist/), GAN_TUTORIAL_CACHE (where the metric
-classifier is kept), GAN_TUTORIAL_DEVICE, GAN_TUTORIAL_FAST=1 (small default budgets)."""
+environment: GAN_TUTORIAL_DATA (folder holding mnist/, cifar-10-batches-py/, celeba/img_align_celeba/),
+GAN_TUTORIAL_CACHE (where the metric classifier is kept), GAN_TUTORIAL_DEVICE, GAN_TUTORIAL_FAST=1
+(small default budgets)."""
 
 
 class UserError(Exception):
@@ -59,6 +68,25 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: read in the main process), got {text!r}")
+    return value
+
+
+def _dataset(text: str) -> str:
+    name = text.strip()
+    if name.lower() in ("mnist", "cifar10", "celeba"):
+        return name.lower()
+    if name.lower().startswith("folder:") and name[7:].strip():
+        return "folder:" + name[7:].strip()
+    raise argparse.ArgumentTypeError(f"expected {DATASETS} (a folder of images), got {text!r}")
+
+
 def _digit(text: str) -> int:
     try:
         value = int(text)
@@ -83,22 +111,27 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Train GANs on MNIST, draw samples from them and measure them.",
+        prog=prog, description="Train GANs on MNIST, CIFAR-10, CelebA or your own images, draw samples from "
+                               "them and measure them (MNIST models).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     device_help = "cpu, cuda, cuda:N, mps or auto (default: $GAN_TUTORIAL_DEVICE, else auto: cuda, then mps, then cpu)"
 
     t = sub.add_parser(
-        "train", help="train a GAN on MNIST and write checkpoints",
-        description="Train a GAN on MNIST with the package's training loop. Writes DIR/<model>.pt "
+        "train", help="train a GAN on MNIST, CIFAR-10, CelebA or a folder of images and write checkpoints",
+        description="Train a GAN with the package's training loop. Writes DIR/<model>.pt "
                     "(the checkpoint, rewritten every --checkpoint-every steps and at the end) and "
                     "DIR/<model>_samples.png (samples from a fixed batch of noise). Training stops at "
                     "--steps / --epochs or when --time-budget runs out, whichever comes first.",
         formatter_class=_HelpFormatter)
     t.add_argument("--model", choices=recipes.names("mnist"), metavar="NAME",
-                   help="a recipe: " + ", ".join(recipes.names("mnist")) + " (--list describes them)")
+                   help="a recipe: " + ", ".join(recipes.names("mnist")) + " (--list describes them); colour "
+                        "images need a convolutional one: " + ", ".join(n for n in recipes.names("mnist")
+                                                                        if recipes.get(n).convolutional))
     t.add_argument("--list", action="store_true", help="print the recipes with their measured results and exit")
-    t.add_argument("--dataset", default="mnist", choices=["mnist"], help="training images")
+    t.add_argument("--dataset", default="mnist", type=_dataset, metavar="NAME",
+                   help="training images: mnist (test split, 10,000 digits), cifar10 (train split, 50,000), celeba "
+                        "(aligned faces) or folder:PATH (images, or one subfolder of images per class)")
     t.add_argument("--out", default="runs", metavar="DIR", help="folder for the checkpoint and sample grid")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=_positive_int, metavar="N",
@@ -113,15 +146,24 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, metavar="LR", help="learning rate of both nets (default: the recipe's)")
     t.add_argument("--ema-decay", type=float, metavar="D",
                    help="decay of the generator's weight average, e.g. 0.999; 0 switches it off (default: the recipe's)")
-    t.add_argument("--image-size", type=_positive_int, default=28, metavar="PX",
-                   help="image side in pixels: 28, 32 or 64 for dcgan/wgan-gp; any size >= 8 for mlp/cgan")
+    t.add_argument("--image-size", type=_positive_int, metavar="PX",
+                   help="image side in pixels: 28, 32 or 64 for dcgan/wgan-gp-conv; any size >= 8 for mlp/cgan "
+                        "(default: 28 for mnist, 32 for cifar10, 64 for celeba and folders)")
+    t.add_argument("--channels", type=int, choices=[1, 3], metavar="C",
+                   help="3 (colour) or 1 (grey-scale by luma) (default: 1 for mnist, 3 otherwise)")
+    t.add_argument("--stream", action="store_true",
+                   help="celeba and folders: read the images from disk batch by batch instead of holding them in "
+                        "memory (for data sets larger than memory; resumes in the same order)")
+    t.add_argument("--workers", type=_workers, metavar="N",
+                   help="processes reading image files (default: up to 4, one fewer than the CPU cores)")
     t.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision on a GPU (default: float32 throughout)")
     t.add_argument("--device", default=None, help=device_help)
     t.add_argument("--seed", type=int, default=0, metavar="N", help="seed for weights, noise and data order")
     t.add_argument("--checkpoint-every", type=_positive_int, default=500, metavar="N",
                    help="steps between checkpoints")
     t.add_argument("--log-every", type=_positive_int, default=50, metavar="N", help="steps between loss records")
-    t.add_argument("--download", action="store_true", help="download MNIST with torchvision if it is not on disk")
+    t.add_argument("--download", action="store_true",
+                   help="download mnist, cifar10 or celeba with torchvision if it is not on disk")
     t.add_argument("--resume", action="store_true",
                    help="continue from DIR/<model>.pt (same model and settings) up to the new --steps or --time-budget "
                         "(both count the whole run, including what was trained before)")
@@ -184,6 +226,40 @@ def _load_mnist(image_size: int, download: bool, verbose: bool = True):
                         "and set GAN_TUTORIAL_DATA=DIR.") from None
 
 
+def _load_images(args, kind: str, image_size: int, channels: int):
+    """The training images of ``--dataset`` other than MNIST (uint8 in memory, or files with --stream)."""
+    from . import images
+    from .data import DataChecksumError, DataNotFoundError
+
+    common = dict(image_size=image_size, channels=channels)
+    try:
+        if kind == "cifar10":
+            return images.load_cifar10(split="train", download=args.download, **common)
+        if kind == "celeba":
+            return images.load_celeba(download=args.download, stream=args.stream, num_workers=args.workers, **common)
+        return images.load_image_folder(args.dataset[len("folder:"):], stream=args.stream,
+                                        num_workers=args.workers, **common)
+    except (DataNotFoundError, DataChecksumError) as e:
+        raise UserError(" ".join(line.strip() for line in str(e).splitlines())) from None
+
+
+def _check_data_args(args, recipe, kind: str, channels: int) -> None:
+    """Refuse combinations of model, data set and options that cannot train, naming the fix."""
+    convolutional = ", ".join(n for n in recipes.names("mnist") if recipes.get(n).convolutional)
+    if kind == "mnist" and channels != 1:
+        raise UserError("MNIST is grey-scale (1 channel). Fix: drop --channels 3, or choose a colour --dataset "
+                        "(cifar10, celeba, folder:PATH).")
+    if recipe.conditional and kind != "mnist":
+        raise UserError(f"--model {recipe.name} draws MNIST digits by label and trains on MNIST only for now. "
+                        f"Fix: use --model dcgan (or {convolutional}) for --dataset {args.dataset}.")
+    if channels == 3 and not recipe.convolutional:
+        raise UserError(f"--model {recipe.name} is a fully connected net for grey-scale digits and does not train on "
+                        f"colour images. Fix: use --model dcgan (or {convolutional}), or pass --channels 1.")
+    if args.stream and kind not in ("celeba", "folder"):
+        raise UserError(f"--stream reads celeba or folder:PATH from disk; {args.dataset} fits in memory. "
+                        "Fix: drop --stream.")
+
+
 def _load_models(path, device, ema: bool = True):
     from .checkpoints import load, models_from_checkpoint
 
@@ -208,13 +284,21 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _check_resume(path, name: str) -> None:
+def _check_resume(path, name: str, dataset: str = "mnist") -> None:
     from .checkpoints import load
 
-    written_by = load(path).get("recipe")
+    try:
+        ckpt = load(path)
+    except ValueError as e:
+        raise UserError(str(e).replace("\n", " ")) from None
+    written_by = ckpt.get("recipe")
     if written_by and written_by != name:
         raise UserError(f"{path} was trained with the {written_by!r} recipe, not {name!r}. Fix: resume with "
                         f"--model {written_by}, or start a new run in another --out folder.")
+    trained_on = ckpt.get("dataset") or "mnist"       # files written before --dataset had a choice: MNIST
+    if trained_on.split(":")[0] != dataset.split(":")[0]:
+        raise UserError(f"{path} was trained on --dataset {trained_on}, not {dataset}. Fix: resume with "
+                        f"--dataset {trained_on}, or start a new run in another --out folder.")
 
 
 # --------------------------------------------------------------------------- train
@@ -229,15 +313,19 @@ def cmd_train(args) -> int:
                         + " (--list describes them).")
     recipe = recipes.get(args.model)
     device = _device(args.device)
-    if args.image_size < 8:
-        raise UserError(f"--image-size {args.image_size} is too small; use 28, 32 or 64.")
+    kind = args.dataset.split(":")[0]
+    image_size = args.image_size or DEFAULT_SIZE[kind]
+    channels = args.channels or (1 if kind == "mnist" else 3)
+    if image_size < 8:
+        raise UserError(f"--image-size {image_size} is too small; use 28, 32 or 64.")
     if args.ema_decay is not None and not 0 <= args.ema_decay < 1:
         raise UserError(f"--ema-decay {args.ema_decay:g} must be in [0, 1): e.g. 0.999, or 0 to switch EMA off.")
+    _check_data_args(args, recipe, kind, channels)
     config.seed_everything(args.seed)
     try:
-        net_G, net_D = recipe.build(channels=1, image_size=args.image_size)
+        net_G, net_D = recipe.build(channels=channels, image_size=image_size)
     except ValueError as e:
-        raise UserError(f"{e} (--model {args.model} --image-size {args.image_size})") from None
+        raise UserError(f"{e} (--model {args.model} --image-size {image_size})") from None
     out = Path(args.out)
     ckpt_path = out / f"{args.model}.pt"
     if ckpt_path.exists() and not args.resume:
@@ -246,8 +334,10 @@ def cmd_train(args) -> int:
     if args.resume and not ckpt_path.exists():
         raise UserError(f"--resume was given but there is no {ckpt_path} to continue. "
                         "Fix: drop --resume, or point --out to the folder of the earlier run.")
+    if args.resume:
+        _check_resume(ckpt_path, recipe.name, args.dataset)     # before loading data that may take minutes
     _say(config.describe(device))
-    mnist = _load_mnist(args.image_size, args.download)
+    images = _load_mnist(image_size, args.download) if kind == "mnist" else _load_images(args, kind, image_size, channels)
     settings = recipe.train_kwargs()
     if args.batch_size is not None:
         settings["batch_size"] = args.batch_size
@@ -259,18 +349,17 @@ def cmd_train(args) -> int:
     if args.steps is not None:
         num_steps = args.steps
     elif args.epochs is not None:
-        num_steps = max(1, math.ceil(args.epochs * len(mnist) / (batch_size * k)))
+        num_steps = max(1, math.ceil(args.epochs * len(images) / (batch_size * k)))
     else:
         num_steps = config.pick(*DEFAULT_STEPS)
-    if batch_size > len(mnist):
-        raise UserError(f"--batch-size {batch_size} is larger than the dataset ({len(mnist)} images).")
+    if batch_size > len(images):
+        raise UserError(f"--batch-size {batch_size} is larger than the dataset ({len(images)} images).")
     settings.update(num_steps=num_steps, device=str(device), amp=args.amp, log_every=args.log_every,
                     checkpoint_path=str(ckpt_path), checkpoint_every=args.checkpoint_every,
                     time_budget=args.time_budget, seed=args.seed, progress=True)
     try:
-        trainer = Trainer(net_G, net_D, mnist, recipe=recipe.name, **settings)
+        trainer = Trainer(net_G, net_D, images, recipe=recipe.name, dataset=args.dataset, **settings)
         if args.resume:
-            _check_resume(ckpt_path, recipe.name)
             trainer.load_checkpoint(ckpt_path)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e).replace("\n", " ")) from None
@@ -278,7 +367,8 @@ def cmd_train(args) -> int:
     start_step = trainer.step
     ema = f", EMA {settings['ema_decay']:g}" if settings.get("ema_decay") else ""
     _say(f"Training {args.model} ({trainer.loss_fn.name} loss, k={k}, lr_G={settings['lr_G']:g}, "
-         f"lr_D={settings['lr_D']:g}, batch {batch_size}{ema}) on {len(mnist):,} images of {args.image_size} px: "
+         f"lr_D={settings['lr_D']:g}, batch {batch_size}{ema}) on {len(images):,} {args.dataset} images "
+         f"({channels} channel{'s' if channels > 1 else ''}, {image_size} px): "
          f"up to {num_steps:,} generator steps{budget}.")
     if start_step:
         left = f"{max(0.0, args.time_budget - trainer.elapsed):.0f} s" if args.time_budget else "no time limit"
@@ -358,10 +448,15 @@ def cmd_evaluate(args) -> int:
     if num_samples < 2:
         raise UserError("--num-samples must be at least 2 (a covariance needs two images).")
     net_G, ckpt = _load_models(args.checkpoint, device, ema=not args.no_ema)
+    trained_on = ckpt.get("dataset") or "mnist"
+    look = f"Look at its samples instead: python -m gan_tutorial sample --checkpoint {args.checkpoint} --out grid.png"
+    if trained_on != "mnist":
+        raise UserError(f"{args.checkpoint} was trained on {trained_on}; evaluate measures MNIST models only for now "
+                        f"(its metric network is an MNIST digit classifier). {look}")
     probe = generate(net_G, 2, seed=args.seed)
     if probe.dim() != 4 or probe.shape[1] != 1:
         raise UserError(f"{args.checkpoint} makes images of shape {tuple(probe.shape[1:])}; evaluate measures "
-                        "grey-scale MNIST digits (1 channel).")
+                        f"grey-scale MNIST digits (1 channel) only for now. {look}")
     image_size = probe.shape[-1]
     # the real reference at the generator's size, so both sets are resized the same way
     _, holdout = mnist_splits(_load_mnist(image_size, args.download, verbose=False), verbose=False)

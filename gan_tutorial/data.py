@@ -1,4 +1,5 @@
-"""Data: toy Gaussian mixtures (1-D and 2-D) and MNIST with an offline-first loader.
+"""Data: toy Gaussian mixtures (1-D and 2-D) and MNIST with an offline-first loader (colour images:
+:mod:`gan_tutorial.images`).
 
 Which MNIST: every notebook trains on the same images on every machine, MNIST's official *test*
 split (10,000 digits, ``split="test"``, the default). It is what the offline copy holds, and
@@ -129,22 +130,40 @@ class DataChecksumError(ValueError):
     """Raised when a data file does not match its published checksum; the message names the fix."""
 
 
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Pixels 0..255 (uint8) as float32 in [-1, 1]: ``x / 127.5 - 1`` (0 -> -1, 255 -> 1)."""
+    return images.float().div(127.5).sub(1.0)
+
+
 @dataclass
 class ImageData:
-    """Images in [-1, 1] with shape ``(N, C, H, W)``, integer labels ``(N,)`` and where they came from."""
+    """Images ``(N, C, H, W)``, integer labels ``(N,)`` (None when there are none) and where they came from.
+
+    ``images`` are float32 in [-1, 1] (MNIST), or uint8 pixels 0..255 (the colour data sets of
+    :mod:`gan_tutorial.images`: 4x smaller). The trainer turns each uint8 minibatch into floats in
+    [-1, 1] when it draws it, on the device; :meth:`float` converts everything at once.
+    """
 
     images: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None
     source: str
+    classes: list | None = None     # class names, label i is classes[i] (image folders with class subfolders)
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def _with(self, images, labels) -> "ImageData":
+        return ImageData(images, labels, self.source, self.classes)
+
     def to(self, device) -> "ImageData":
-        return ImageData(self.images.to(device), self.labels.to(device), self.source)
+        return self._with(self.images.to(device), None if self.labels is None else self.labels.to(device))
 
     def subset(self, index) -> "ImageData":
-        return ImageData(self.images[index], self.labels[index], self.source)
+        return self._with(self.images[index], None if self.labels is None else self.labels[index])
+
+    def float(self) -> "ImageData":
+        """The same data with float32 images in [-1, 1] (itself when they already are)."""
+        return self._with(from_uint8(self.images), self.labels) if self.images.dtype == torch.uint8 else self
 
     def split(self, num_holdout: int, seed: int = 0) -> tuple["ImageData", "ImageData"]:
         """Shuffle once (seeded) and return ``(rest, holdout)`` with ``num_holdout`` images held out."""
@@ -291,7 +310,7 @@ def load_mnist(root: str | Path | None = None, split: str = "test", *, download:
               "keep the .gz files beside them to have them checked.")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    x = images.float().div(127.5).sub(1.0)[:, None]  # (N, 1, 28, 28) in [-1, 1]
+    x = from_uint8(images)[:, None]  # (N, 1, 28, 28) in [-1, 1]
     x = _resize(x, image_size)
     source = f"MNIST {split} split, {len(labels)} images, from {_shown(img_path.parent)}"
     if verbose:
@@ -420,3 +439,12 @@ class TensorBatches:
     def load_state_dict(self, state: dict) -> None:
         self.perm = None if state["perm"] is None else state["perm"].to(self.tensors[0].device)
         self.pos, self.epoch = state["pos"], state["epoch"]
+
+
+class ByteBatches(TensorBatches):
+    """:class:`TensorBatches` whose first tensor holds uint8 images: each batch is converted to
+    float32 in [-1, 1] when drawn (on the tensors' device), so only the batch is ever float."""
+
+    def next(self):
+        images, *rest = super().next()
+        return (from_uint8(images), *rest)

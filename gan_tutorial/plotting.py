@@ -4,15 +4,22 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from .data import from_uint8
 from .models import generate
 from .train import Callback
 
 
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] on the CPU (uint8 pixels, as the colour data sets keep them, are converted)."""
+    images = images.detach().cpu()
+    return from_uint8(images) if images.dtype == torch.uint8 else images.float()
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
-    """Tile ``(N, C, H, W)`` images in [-1, 1] into one ``(H', W', C)`` array in [0, 1]."""
+    """Tile ``(N, C, H, W)`` images in [-1, 1] (or uint8 0..255) into one ``(H', W', C)`` array in [0, 1]."""
     from torchvision.utils import make_grid
 
-    images = images.detach().float().cpu()
+    images = _as_float(images)
     if images.dim() != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
     grid = make_grid(images, nrow=nrow, padding=padding, normalize=True, value_range=(-1, 1), pad_value=1.0)
@@ -32,10 +39,10 @@ def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=
 
 
 def save_grid(images: torch.Tensor, path, nrow: int = 8) -> None:
-    """Write a grid of images in [-1, 1] to a PNG file."""
+    """Write a grid of images in [-1, 1] (or uint8 0..255) to a PNG file (colour for 3 channels)."""
     from torchvision.utils import save_image
 
-    save_image(images.detach().float().cpu(), str(path), nrow=nrow, normalize=True, value_range=(-1, 1),
+    save_image(_as_float(images), str(path), nrow=nrow, normalize=True, value_range=(-1, 1),
                pad_value=1.0)
 
 

@@ -33,6 +33,7 @@ class Recipe:
     notebook: str = ""             # where it is taught
     result: str = ""               # measured by benchmarks/recipes.py --equal-steps (see table())
     conditional: bool = field(default=False)
+    convolutional: bool = False    # builds for any channels at 28, 32 or 64 px: trains on colour images too
 
     def build(self, channels: int = 1, image_size: int = 28, **kwargs):
         """Fresh ``(net_G, net_D)``; keyword arguments go to the builder (e.g. ``width=64``)."""
@@ -90,7 +91,7 @@ _RECIPES = [
     Recipe("dcgan", "convolutional G and D (width 32, BatchNorm), non-saturating loss",
            _dcgan("batch"), dict(loss="non-saturating", lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), k=1,
                                  batch_size=64), notebook="03",
-           result="classifier-FID 77.7, rarest digit 3.8 %, 3,628 steps"),
+           result="classifier-FID 77.7, rarest digit 3.8 %, 3,628 steps", convolutional=True),
     Recipe("cgan", "conditional MLP G and projection D: draws the digit you ask for",
            _cgan("projection"), dict(loss="non-saturating", lr_G=4e-4, lr_D=4e-4, betas=(0.5, 0.999), k=1,
                                      batch_size=64), notebook="04", conditional=True),
@@ -102,7 +103,7 @@ _RECIPES = [
            notebook="05", result="classifier-FID 39.6, rarest digit 7.9 %, 2,209 steps"),
     Recipe("wgan-gp-conv", "DCGAN generator and a LayerNorm convolutional critic, gradient penalty (k = 5)",
            _dcgan("layer"), dict(loss="wasserstein-gp", lr_G=1e-4, lr_D=1e-4, betas=(0.0, 0.9), k=5,
-                                 batch_size=64)),
+                                 batch_size=64), convolutional=True),
     Recipe("toy-gan", "2-D toy: the 2014 game with the non-saturating loss", _toy,
            dict(loss="non-saturating", lr_G=3e-3, lr_D=3e-3, betas=(0.5, 0.999), k=1, batch_size=512),
            data="toy2d", notebook="05"),

@@ -27,7 +27,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import checkpoints, config
-from .data import ImageData, Mixture, TensorBatches
+from .data import ByteBatches, ImageData, Mixture, TensorBatches, from_uint8
+from .images import ImageFiles, StreamBatches
 from .losses import GANLoss, get_loss
 from .models import generate
 
@@ -86,16 +87,27 @@ class Callback:
 
 
 def _batches_from(data, conditional: bool, batch_size: int, device, generator):
-    """Turn the accepted data types into a ``next() -> (real, labels_or_None)`` source."""
+    """Turn the accepted data types into a ``next() -> (real, labels_or_None)`` source.
+
+    uint8 images (colour data sets) stay uint8 on the device; each batch becomes float in [-1, 1]
+    when drawn. An ``ImageFiles`` is read from disk batch by batch, in an order seeded by the
+    generator's seed that resumes exactly.
+    """
     if isinstance(data, ImageData):
+        if conditional and data.labels is None:
+            raise ValueError("the generator is conditional, but this ImageData has no labels (a flat folder): "
+                             "put the images in one subfolder per class, or train an unconditional model.")
         data = (data.images, data.labels) if conditional else (data.images,)
+    if isinstance(data, ImageFiles):
+        return StreamBatches(data, conditional, batch_size, device, seed=generator.initial_seed())
     if isinstance(data, torch.Tensor):
         data = (data,)
     if isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data):
         if conditional and len(data) < 2:
             raise ValueError("the generator is conditional, so data must carry labels: pass (images, labels)")
         tensors = tuple(t.to(device) for t in data[: 2 if conditional else 1])
-        return TensorBatches(*tensors, batch_size=batch_size, generator=generator)
+        source = ByteBatches if tensors[0].dtype == torch.uint8 else TensorBatches
+        return source(*tensors, batch_size=batch_size, generator=generator)
     if isinstance(data, Mixture) or callable(data):
         if conditional:
             raise ValueError("a sampler gives no labels; conditional models need (images, labels)")
@@ -103,7 +115,8 @@ def _batches_from(data, conditional: bool, batch_size: int, device, generator):
     if isinstance(data, torch.utils.data.DataLoader):
         return _LoaderBatches(data, conditional, device)
     raise TypeError(f"data of type {type(data).__name__} is not supported: pass a tensor, (images, labels), "
-                    "an ImageData, a torch DataLoader, or a sampler such as gan_tutorial.data.ring_2d()")
+                    "an ImageData, an images.ImageFiles, a torch DataLoader, or a sampler such as "
+                    "gan_tutorial.data.ring_2d()")
 
 
 class _SamplerBatches:
@@ -124,8 +137,10 @@ class _SamplerBatches:
 class _LoaderBatches:
     """Batches from a DataLoader (for datasets too big to hold on the device), cycled forever.
 
-    Its ``batch_size`` wins over the config's. Resuming restarts the loader's order: the numbers of a
-    resumed run then differ from an uninterrupted one (they match exactly with tensor data).
+    Its ``batch_size`` wins over the config's; uint8 images are converted to [-1, 1]. Resuming restarts
+    the loader's order (its sampler's state is its own): the numbers of a resumed run then differ from
+    an uninterrupted one. They match exactly with tensor data and with ``gan_tutorial.images.ImageFiles``
+    (e.g. ``load_image_folder(path, stream=True)``), whose batches the trainer reads in a resumable order.
     """
 
     def __init__(self, loader, conditional, device):
@@ -145,7 +160,8 @@ class _LoaderBatches:
             batch = (batch,)
         if self.conditional and len(batch) < 2:
             raise ValueError("the generator is conditional, so the DataLoader must yield (images, labels)")
-        return tuple(t.to(self.device, non_blocking=True) for t in batch[: 2 if self.conditional else 1])
+        batch = tuple(t.to(self.device, non_blocking=True) for t in batch[: 2 if self.conditional else 1])
+        return (from_uint8(batch[0]), *batch[1:]) if batch[0].dtype == torch.uint8 else batch
 
     def state_dict(self):
         return {"epoch": self.epoch}
@@ -195,7 +211,7 @@ class Trainer:
     """Holds the nets, optimisers, history and snapshots; :meth:`fit` runs the loop."""
 
     def __init__(self, net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), recipe: str | None = None,
-                 **overrides):
+                 dataset: str | None = None, **overrides):
         cfg = replace(cfg or TrainConfig(), **overrides)
         cfg.validate()
         self.cfg = cfg
@@ -210,6 +226,7 @@ class Trainer:
             raise ValueError(f"net_G has num_classes={self.num_classes} but net_D has "
                              f"{getattr(net_D, 'num_classes', 0)}: build both with the same value")
         self.recipe = recipe                # the recipe's name, stored in checkpoints
+        self.dataset = dataset              # the data set's name (the CLI's --dataset), stored in checkpoints
         self.rng = torch.Generator(self.device).manual_seed(cfg.seed)   # noise, data order, penalty mixing
         self.batches = _batches_from(data, self.num_classes > 0, cfg.batch_size, self.device, self.rng)
         if self.num_classes and isinstance(self.batches, TensorBatches):
@@ -506,7 +523,8 @@ def train_gan(net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), 
               **overrides) -> Trainer:
     """Train ``net_G`` against ``net_D`` on ``data`` and return the :class:`Trainer`.
 
-    ``data``: a tensor of real samples, ``(images, labels)``, an ``ImageData``, or a sampler
+    ``data``: a tensor of real samples (uint8 images are converted batch by batch), ``(images, labels)``,
+    an ``ImageData``, an ``images.ImageFiles`` (read from disk), a DataLoader, or a sampler
     ``f(n, generator=...)`` such as ``gan_tutorial.data.ring_2d()``. ``resume=True`` continues
     from ``checkpoint_path`` when that file exists. Any ``TrainConfig`` field can be overridden
     by keyword, e.g. ``train_gan(G, D, x, num_steps=500, k=5, loss="wasserstein-gp")``.
