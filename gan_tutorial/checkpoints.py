@@ -7,6 +7,8 @@ A checkpoint is a plain dict of tensors, numbers and strings::
      "G": {"class", "hparams", "state"}, "D": {...}, "G_ema": {"state", "n_averaged"} or None,
      "opt_G", "opt_D", "scaler_G", "scaler_D", "config", "loss", "history", "rng", "batches"}
 
+plus ``"rng_ranks"`` (every rank's random state, rank 0's first) when several processes trained.
+
 It is written to a temporary file in the same folder and then renamed, so a crash never leaves
 half a file where a good checkpoint was. RNG states are stored on the CPU, so a checkpoint written
 on a GPU loads and resumes on a machine without one.
@@ -66,11 +68,22 @@ def load(path, map_location="cpu") -> dict:
     return ckpt
 
 
-def capture(trainer) -> dict:
-    """Everything needed to continue ``trainer`` exactly: nets, EMA, optimisers, scalers, RNG, data order."""
+def rng_state(trainer) -> dict:
+    """This process's random state: torch's, the trainer's generator(s) and, on a GPU, CUDA's."""
     rng = {"torch": torch.get_rng_state(), "rng": trainer.rng.get_state(), "rng_device": trainer.rng.device.type}
     if trainer.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(trainer.device).cpu()
+    if getattr(trainer, "data_rng", trainer.rng) is not trainer.rng:   # several processes: the shared data order
+        rng["data"] = trainer.data_rng.get_state()
+    return rng
+
+
+def capture(trainer, rng_ranks: list | None = None) -> dict:
+    """Everything needed to continue ``trainer`` exactly: nets, EMA, optimisers, scalers, RNG, data order.
+
+    ``rng_ranks``: every rank's :func:`rng_state` (gathered by the trainer) when several processes train.
+    """
+    rng = rng_ranks[0] if rng_ranks else rng_state(trainer)
     cfg = asdict(trainer.cfg)
     cfg["betas"] = list(cfg["betas"])
     if not isinstance(cfg["loss"], str):
@@ -90,6 +103,7 @@ def capture(trainer) -> dict:
         "scaler_G": trainer.scaler_G.state_dict(), "scaler_D": trainer.scaler_D.state_dict(),
         "config": cfg, "loss": trainer.loss_fn.name, "history": trainer.history,
         "rng": rng, "batches": trainer.batches.state_dict(),
+        **({"rng_ranks": rng_ranks} if rng_ranks and len(rng_ranks) > 1 else {}),
     }
 
 
@@ -113,16 +127,25 @@ def restore(trainer, ckpt: dict, path="checkpoint") -> None:
     trainer.opt_D.load_state_dict(ckpt["opt_D"])
     trainer.scaler_G.load_state_dict(ckpt["scaler_G"])
     trainer.scaler_D.load_state_dict(ckpt["scaler_D"])
-    torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-    state = ckpt["rng"].get("rng", ckpt["rng"].get("generator"))   # "generator": files before the rename
-    if ckpt["rng"].get("rng_device", trainer.rng.device.type) == trainer.rng.device.type:
+    rank, world = getattr(trainer, "rank", 0), getattr(trainer, "world_size", 1)
+    ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
+    rng = ranks[rank] if rank < len(ranks) else ranks[0]
+    torch.set_rng_state(rng["torch"].cpu())
+    state = rng.get("rng", rng.get("generator"))   # "generator": files before the rename
+    if len(ranks) != world:  # the noise of ranks that did not exist cannot be continued: fresh, seeded streams
+        trainer.rng.manual_seed(trainer.cfg.seed + rank + ckpt["step"])
+        warnings.warn(f"{path} was written by {len(ranks)} process(es) and is resumed by {world}: the data order and "
+                      "noise continue differently, so the numbers will not match an uninterrupted run.")
+    elif rng.get("rng_device", trainer.rng.device.type) == trainer.rng.device.type:
         trainer.rng.set_state(state.cpu())
+        if "data" in rng and getattr(trainer, "data_rng", trainer.rng) is not trainer.rng:
+            trainer.data_rng.set_state(rng["data"].cpu())
     else:  # a CUDA generator's state cannot drive a CPU one: continue with a fresh, seeded stream
-        trainer.rng.manual_seed(trainer.cfg.seed + ckpt["step"])
-        warnings.warn(f"{path} was written on {ckpt['rng']['rng_device']}; continuing on {trainer.rng.device.type} with a "
+        trainer.rng.manual_seed(trainer.cfg.seed + rank + ckpt["step"])
+        warnings.warn(f"{path} was written on {rng['rng_device']}; continuing on {trainer.rng.device.type} with a "
               "new noise stream (seeded from the step), so the numbers will not match the original device's.")
-    if "cuda" in ckpt["rng"] and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), trainer.device)
+    if "cuda" in rng and trainer.device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"].cpu(), trainer.device)
     trainer.batches.load_state_dict(ckpt["batches"])
     trainer.step, trainer.elapsed = ckpt["step"], ckpt.get("elapsed", 0.0)
     trainer.history = {k: list(v) for k, v in ckpt["history"].items()}
@@ -146,4 +169,4 @@ def models_from_checkpoint(path_or_ckpt, device="cpu", ema: bool = True):
     return tuple(nets)
 
 
-__all__ = ["FORMAT", "atomic_save", "load", "capture", "restore", "models_from_checkpoint"]
+__all__ = ["FORMAT", "atomic_save", "load", "rng_state", "capture", "restore", "models_from_checkpoint"]

@@ -1,7 +1,8 @@
 """Command line: ``python -m gan_tutorial {train,sample,evaluate}`` (installed as ``gan-tutorial`` too).
 
 ``train`` takes MNIST, CIFAR-10, CelebA or a folder of images (``--dataset``); ``evaluate``
-measures MNIST models only (its metric network is an MNIST classifier).
+measures MNIST models with a small MNIST classifier, and colour models by their FID (Inception-v3
+features; optional extra ``fid``).
 
 Examples::
 
@@ -112,7 +113,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Train GANs on MNIST, CIFAR-10, CelebA or your own images, draw samples from "
-                               "them and measure them (MNIST models).",
+                               "them and measure them.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     device_help = "cpu, cuda, cuda:N, mps or auto (default: $GAN_TUTORIAL_DEVICE, else auto: cuda, then mps, then cpu)"
@@ -122,7 +123,9 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
         description="Train a GAN with the package's training loop. Writes DIR/<model>.pt "
                     "(the checkpoint, rewritten every --checkpoint-every steps and at the end) and "
                     "DIR/<model>_samples.png (samples from a fixed batch of noise). Training stops at "
-                    "--steps / --epochs or when --time-budget runs out, whichever comes first.",
+                    "--steps / --epochs or when --time-budget runs out, whichever comes first. "
+                    "Several processes: torchrun --nproc_per_node N -m gan_tutorial train ... (one per GPU, "
+                    "or CPU workers; --batch-size is per process; only the first process prints and writes).",
         formatter_class=_HelpFormatter)
     t.add_argument("--model", choices=recipes.names("mnist"), metavar="NAME",
                    help="a recipe: " + ", ".join(recipes.names("mnist")) + " (--list describes them); colour "
@@ -167,6 +170,8 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue from DIR/<model>.pt (same model and settings) up to the new --steps or --time-budget "
                         "(both count the whole run, including what was trained before)")
+    t.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun on GPUs: batch norm with the statistics of all processes' batches")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser(
@@ -187,21 +192,31 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser(
-        "evaluate", help="measure a trained generator with the MNIST classifier",
-        description="Measure a checkpoint's generator against 2,000 real MNIST images held out from the "
-                    "metric classifier's training (`train` itself uses all 10,000 images, these included): "
-                    "classifier FID (Frechet distance of the features of a small MNIST classifier; not "
-                    "comparable to Inception FID numbers), the class histogram of the samples (KL from "
-                    "uniform, share of the rarest digit) and, for conditional models, label accuracy. "
-                    "The classifier's weights ship with the package.",
+        "evaluate", help="measure a trained generator (MNIST classifier; Inception FID for colour images)",
+        description="Measure a checkpoint's generator. MNIST models: against 2,000 real MNIST images held out "
+                    "from the metric classifier's training (`train` itself uses all 10,000 images, these "
+                    "included): classifier FID (Frechet distance of the features of a small MNIST classifier; "
+                    "not comparable to Inception FID numbers), the class histogram of the samples (KL from "
+                    "uniform, share of the rarest digit) and, for conditional models, label accuracy. The "
+                    "classifier's weights ship with the package. Other data sets (cifar10, celeba, folder:PATH): "
+                    "FID, the Frechet distance of Inception-v3 features, between N samples and N real images "
+                    "(CIFAR-10: the first N of the train split; celeba and folders: N drawn with seed 0), "
+                    "both at the generator's size. It needs the optional extra: pip install \"gan-tutorial[fid]\"; "
+                    "the Inception weights (about 96 MB) are downloaded once into torch's hub cache.",
         formatter_class=_HelpFormatter)
-    e.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by `train`")
+    e.add_argument("checkpoint_file", nargs="?", metavar="CHECKPOINT", help="a .pt file written by `train`")
+    e.add_argument("--checkpoint", metavar="PATH", help="the same, as an option")
+    e.add_argument("--dataset", type=_dataset, metavar="NAME",
+                   help="real images to compare with: mnist, cifar10, celeba or folder:PATH (default: the data set "
+                        "the checkpoint was trained on)")
     e.add_argument("--num-samples", type=_positive_int, metavar="N",
-                   help="images to generate (default: 500 in fast mode, 2000 otherwise; at least 2)")
+                   help="images to generate (default: 500 in fast mode, 2000 otherwise; at least 2, "
+                        "at least 4 for colour)")
     e.add_argument("--json", metavar="FILE", help="also write the numbers to this JSON file")
     e.add_argument("--device", default=None, help=device_help)
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise")
-    e.add_argument("--download", action="store_true", help="download MNIST with torchvision if it is not on disk")
+    e.add_argument("--download", action="store_true",
+                   help="download mnist, cifar10 or celeba with torchvision if it is not on disk")
     e.add_argument("--no-ema", action="store_true", help="measure the raw generator even when the run kept an EMA copy")
     e.set_defaults(func=cmd_evaluate)
     return parser
@@ -303,6 +318,7 @@ def _check_resume(path, name: str, dataset: str = "mnist") -> None:
 
 # --------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
+    from . import distributed
     from .train import Trainer, TrainingDiverged
 
     if args.list:
@@ -313,6 +329,15 @@ def cmd_train(args) -> int:
                         + " (--list describes them).")
     recipe = recipes.get(args.model)
     device = _device(args.device)
+    if distributed.launched_by_torchrun():   # one process per GPU (or CPU worker): rank 0 prints and writes
+        try:
+            device = distributed.init(device)
+        except (RuntimeError, ValueError) as e:
+            raise UserError(f"{e} (torchrun)") from None
+    say, world = (_say if distributed.is_main() else (lambda text="": None)), distributed.world_size()
+    if args.sync_bn and device.type != "cuda":
+        raise UserError("--sync-bn shares batch-norm statistics between GPUs (SyncBatchNorm runs on CUDA only). "
+                        "Fix: drop --sync-bn, or train on GPUs with torchrun.")
     kind = args.dataset.split(":")[0]
     image_size = args.image_size or DEFAULT_SIZE[kind]
     channels = args.channels or (1 if kind == "mnist" else 3)
@@ -336,8 +361,10 @@ def cmd_train(args) -> int:
                         "Fix: drop --resume, or point --out to the folder of the earlier run.")
     if args.resume:
         _check_resume(ckpt_path, recipe.name, args.dataset)     # before loading data that may take minutes
-    _say(config.describe(device))
-    images = _load_mnist(image_size, args.download) if kind == "mnist" else _load_images(args, kind, image_size, channels)
+    say(config.describe(device))
+    with distributed.main_first():   # several processes: rank 0 reads (or downloads) first, the others after
+        images = (_load_mnist(image_size, args.download, verbose=distributed.is_main()) if kind == "mnist"
+                  else _load_images(args, kind, image_size, channels))
     settings = recipe.train_kwargs()
     if args.batch_size is not None:
         settings["batch_size"] = args.batch_size
@@ -349,14 +376,17 @@ def cmd_train(args) -> int:
     if args.steps is not None:
         num_steps = args.steps
     elif args.epochs is not None:
-        num_steps = max(1, math.ceil(args.epochs * len(images) / (batch_size * k)))
+        num_steps = max(1, math.ceil(args.epochs * len(images) / (batch_size * k * world)))
     else:
         num_steps = config.pick(*DEFAULT_STEPS)
     if batch_size > len(images):
         raise UserError(f"--batch-size {batch_size} is larger than the dataset ({len(images)} images).")
+    if batch_size * world > len(images):
+        raise UserError(f"--batch-size {batch_size} per process x {world} processes is larger than the dataset "
+                        f"({len(images)} images). Fix: lower --batch-size, or start fewer processes.")
     settings.update(num_steps=num_steps, device=str(device), amp=args.amp, log_every=args.log_every,
                     checkpoint_path=str(ckpt_path), checkpoint_every=args.checkpoint_every,
-                    time_budget=args.time_budget, seed=args.seed, progress=True)
+                    time_budget=args.time_budget, seed=args.seed, progress=True, sync_bn=args.sync_bn)
     try:
         trainer = Trainer(net_G, net_D, images, recipe=recipe.name, dataset=args.dataset, **settings)
         if args.resume:
@@ -366,14 +396,15 @@ def cmd_train(args) -> int:
     budget = f", time budget {args.time_budget:g} s" if args.time_budget else ""
     start_step = trainer.step
     ema = f", EMA {settings['ema_decay']:g}" if settings.get("ema_decay") else ""
-    _say(f"Training {args.model} ({trainer.loss_fn.name} loss, k={k}, lr_G={settings['lr_G']:g}, "
-         f"lr_D={settings['lr_D']:g}, batch {batch_size}{ema}) on {len(images):,} {args.dataset} images "
-         f"({channels} channel{'s' if channels > 1 else ''}, {image_size} px): "
-         f"up to {num_steps:,} generator steps{budget}.")
+    per = f" per process x {world} processes" if world > 1 else ""
+    say(f"Training {args.model} ({trainer.loss_fn.name} loss, k={k}, lr_G={settings['lr_G']:g}, "
+        f"lr_D={settings['lr_D']:g}, batch {batch_size}{per}{ema}) on {len(images):,} {args.dataset} images "
+        f"({channels} channel{'s' if channels > 1 else ''}, {image_size} px): "
+        f"up to {num_steps:,} generator steps{budget}.")
     if start_step:
         left = f"{max(0.0, args.time_budget - trainer.elapsed):.0f} s" if args.time_budget else "no time limit"
-        _say(f"Resuming from step {start_step:,} after {trainer.elapsed:.0f} s of training; --steps and "
-             f"--time-budget count the whole run, so {max(0, num_steps - start_step):,} steps and {left} remain.")
+        say(f"Resuming from step {start_step:,} after {trainer.elapsed:.0f} s of training; --steps and "
+            f"--time-budget count the whole run, so {max(0, num_steps - start_step):,} steps and {left} remain.")
         if start_step >= num_steps or (args.time_budget and trainer.elapsed >= args.time_budget):
             raise UserError(f"{ckpt_path} has already trained {start_step:,} steps in {trainer.elapsed:.0f} s, which "
                             "meets --steps/--time-budget (they count the whole run). Fix: pass a larger --steps "
@@ -381,8 +412,9 @@ def cmd_train(args) -> int:
     started = time.perf_counter()
     try:
         trainer.fit()
-    except TrainingDiverged as e:
-        print(f"training stopped: {e}", file=sys.stderr)
+    except TrainingDiverged as e:   # several processes: every rank stops at the same record
+        if distributed.is_main():
+            print(f"training stopped: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         kept = trainer.last_good_checkpoint or "none written yet"
@@ -393,13 +425,14 @@ def cmd_train(args) -> int:
     grid_path = out / f"{args.model}_samples.png"
     from .plotting import save_grid
 
-    save_grid(trainer.sample(), grid_path)   # the EMA generator when the recipe keeps one
+    if distributed.is_main():   # the checkpoint too is written by rank 0 only
+        save_grid(trainer.sample(), grid_path)   # the EMA generator when the recipe keeps one
     last = {key: trainer.history[key][-1] for key in ("loss_D", "loss_G") if trainer.history.get(key)}
     losses = ", ".join(f"{key} {value:.3f}" for key, value in last.items())
-    _say(f"Trained {trainer.step - start_step:,} steps (now at step {trainer.step:,}) in {seconds:.0f} s"
-         + (f"; last {losses}" if losses else "") + ".")
-    _say(f"Checkpoint: {ckpt_path}\nSamples:    {grid_path}")
-    _say(f"Next: python -m gan_tutorial evaluate --checkpoint {ckpt_path}")
+    say(f"Trained {trainer.step - start_step:,} steps (now at step {trainer.step:,}) in {seconds:.0f} s"
+        + (f"; last {losses}" if losses else "") + ".")
+    say(f"Checkpoint: {ckpt_path}\nSamples:    {grid_path}")
+    say(f"Next: python -m gan_tutorial evaluate --checkpoint {ckpt_path}")
     return 0
 
 
@@ -443,20 +476,29 @@ def cmd_evaluate(args) -> int:
     from .classifier import HOLDOUT, get_classifier, mnist_splits
     from .data import DataNotFoundError
 
+    if args.checkpoint and args.checkpoint_file and args.checkpoint != args.checkpoint_file:
+        raise UserError(f"two checkpoints given ({args.checkpoint_file} and --checkpoint {args.checkpoint}). "
+                        "Fix: pass one.")
+    args.checkpoint = args.checkpoint or args.checkpoint_file
+    if not args.checkpoint:
+        raise UserError("no checkpoint given. Fix: python -m gan_tutorial evaluate CHECKPOINT (or --checkpoint PATH), "
+                        "with a .pt file written by `train`.")
     device = _device(args.device)
     num_samples = args.num_samples or config.pick(500, 2000)
     if num_samples < 2:
         raise UserError("--num-samples must be at least 2 (a covariance needs two images).")
     net_G, ckpt = _load_models(args.checkpoint, device, ema=not args.no_ema)
     trained_on = ckpt.get("dataset") or "mnist"
-    look = f"Look at its samples instead: python -m gan_tutorial sample --checkpoint {args.checkpoint} --out grid.png"
+    if (args.dataset or trained_on) != "mnist":
+        return _evaluate_colour(args, net_G, ckpt, args.dataset or trained_on, device, num_samples)
     if trained_on != "mnist":
-        raise UserError(f"{args.checkpoint} was trained on {trained_on}; evaluate measures MNIST models only for now "
-                        f"(its metric network is an MNIST digit classifier). {look}")
+        raise UserError(f"{args.checkpoint} was trained on {trained_on}; the MNIST classifier measures digits only. "
+                        f"Fix: drop --dataset mnist to measure it with Inception features against {trained_on}.")
     probe = generate(net_G, 2, seed=args.seed)
     if probe.dim() != 4 or probe.shape[1] != 1:
-        raise UserError(f"{args.checkpoint} makes images of shape {tuple(probe.shape[1:])}; evaluate measures "
-                        f"grey-scale MNIST digits (1 channel) only for now. {look}")
+        raise UserError(f"{args.checkpoint} makes images of shape {tuple(probe.shape[1:])}; the MNIST classifier "
+                        "measures grey-scale digits (1 channel). Fix: pass --dataset cifar10, celeba or folder:PATH "
+                        "to measure it with Inception features against those images.")
     image_size = probe.shape[-1]
     # the real reference at the generator's size, so both sets are resized the same way
     _, holdout = mnist_splits(_load_mnist(image_size, args.download, verbose=False), verbose=False)
@@ -494,6 +536,74 @@ def cmd_evaluate(args) -> int:
                   "image_size": int(image_size), "seed": args.seed, "reference_fid_real_halves": reference,
                   "reference_mean_confidence": real_confidence,
                   "classifier_holdout_accuracy": clf.holdout_accuracy, **result}
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        _say(f"Wrote {path}")
+    return 0
+
+
+def _real_colour_images(args, dataset: str, n: int, image_size: int, channels: int):
+    """Up to ``n`` real images of ``dataset`` at the generator's size, uint8 ``(N, C, S, S)``, and their source."""
+    from . import images
+    from .data import DataChecksumError, DataNotFoundError
+
+    common = dict(image_size=image_size, channels=channels, verbose=False)
+    try:
+        if dataset == "cifar10":   # its train split is in random order: the first n are a fair sample
+            data = images.load_cifar10(split="train", download=args.download, limit=n, **common)
+            return data.images, data.source
+        if dataset == "celeba":
+            files = images.load_celeba(download=args.download, stream=True, num_workers=0, **common)
+        else:
+            files = images.load_image_folder(dataset[len("folder:"):], stream=True, num_workers=0, **common)
+        pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))[:n].tolist()
+        return torch.stack([files[i][0] for i in pick]), f"{files.source}; {len(pick):,} drawn with seed 0"
+    except (DataNotFoundError, DataChecksumError, OSError) as e:   # OSError: a file that cannot be read
+        raise UserError(" ".join(line.strip() for line in str(e).splitlines())) from None
+
+
+def _evaluate_colour(args, net_G, ckpt, dataset: str, device, num_samples: int) -> int:
+    """Frechet distance of Inception-v3 features (FID) between samples and real images of ``dataset``."""
+    from . import fid
+    from .metrics import frechet_distance_features
+
+    if num_samples < 4:
+        raise UserError("--num-samples must be at least 4 for an FID (two halves of the real images give the "
+                        "reference).")
+    probe = generate(net_G, 2, seed=args.seed)
+    if probe.dim() != 4 or probe.shape[1] not in (1, 3):
+        raise UserError(f"{args.checkpoint} makes data of shape {tuple(probe.shape[1:])}, not images; the FID "
+                        "measures images (N, 1 or 3, H, W).")
+    channels, image_size = int(probe.shape[1]), int(probe.shape[-1])
+    try:
+        extractor = fid.default_extractor(device)   # before the data: a missing extra or offline weights fail fast
+    except fid.FID_ERRORS as e:
+        raise UserError(" ".join(str(e).split())) from None
+    real, source = _real_colour_images(args, dataset, num_samples, image_size, channels)
+    if len(real) < 4:
+        raise UserError(f"{dataset} gave only {len(real)} images; the FID needs at least 4. Fix: add images.")
+    name = fid.extractor_name(extractor)
+    fakes = generate(net_G, num_samples, seed=args.seed)
+    features_fake, features_real = fid.extract_features(fakes, extractor), fid.extract_features(real, extractor)
+    value = max(0.0, frechet_distance_features(features_fake, features_real))
+    half = len(real) // 2
+    reference = max(0.0, frechet_distance_features(features_real[:half], features_real[half : 2 * half]))
+    weights = "EMA" if ckpt.get("G_ema") and not args.no_ema else "raw"
+    label = "FID" if isinstance(extractor, fid.InceptionFeatures) else "Frechet distance"
+    _say(f"Evaluated {args.checkpoint} ({type(net_G).__name__}, {weights} weights, step {ckpt['step']:,}): "
+         f"{num_samples:,} samples vs {len(real):,} real images ({source})")
+    _say(f"  {label:<18s} {value:10.2f}   lower is better; two halves of the real images ({half:,} each) "
+         f"score {reference:.2f}")
+    _say(f"  features: {name}, {features_real.shape[1]:,} numbers per image")
+    _say("  (the estimate grows as the number of images shrinks: compare numbers made with the same N; "
+         "papers use 50,000)")
+    if args.json:
+        record = {"checkpoint": str(args.checkpoint), "step": int(ckpt["step"]), "generator": type(net_G).__name__,
+                  "recipe": ckpt.get("recipe"), "weights": weights, "dataset": dataset, "real_images": source,
+                  "image_size": image_size, "channels": channels, "seed": args.seed, "extractor": name,
+                  "num_features": int(features_real.shape[1]), "fid": value, "reference_fid_real_halves": reference,
+                  "num_fake": num_samples, "num_real": int(len(real))}
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")

@@ -407,29 +407,39 @@ class TensorBatches:
 
     Each pass over the data is a fresh permutation drawn from ``generator``; the permutation and
     position are part of ``state_dict()`` so a resumed run sees the same batches.
+
+    Several processes (``world_size > 1``): every rank draws the same permutation (give each the same
+    seed) and takes every ``world_size``-th item of it from position ``rank``, so the ranks' shards
+    are disjoint and together make the epoch (the last ``len % world_size`` items are left out).
     """
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, generator: torch.Generator):
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, generator: torch.Generator, rank: int = 0,
+                 world_size: int = 1):
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
             raise ValueError("all tensors must have the same first dimension")
+        if world_size > 1 and batch_size * world_size > n:
+            raise ValueError(f"batch_size={batch_size} per process x {world_size} processes needs at least "
+                             f"{batch_size * world_size} items, but the dataset has {n}: lower the batch size "
+                             "or start fewer processes.")
         if batch_size > n:
             raise ValueError(f"batch_size={batch_size} is larger than the dataset ({n} items); lower it.")
         self.tensors, self.batch_size, self.generator = tensors, batch_size, generator
+        self.rank, self.world_size = rank, world_size
         self.perm, self.pos, self.epoch = None, 0, 0
 
     def __len__(self) -> int:
-        return self.tensors[0].shape[0] // self.batch_size
+        return self.tensors[0].shape[0] // self.world_size // self.batch_size
 
     def next(self):
         n = self.tensors[0].shape[0]
-        if self.perm is None or self.pos + self.batch_size > n:
+        if self.perm is None or self.pos + self.batch_size > n // self.world_size:  # this rank's share is used
             if self.perm is not None:
                 self.epoch += 1
             self.perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
             self.perm = self.perm.to(self.tensors[0].device)
             self.pos = 0
-        idx = self.perm[self.pos : self.pos + self.batch_size]
+        idx = self.perm[self.rank :: self.world_size][self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return tuple(t[idx] for t in self.tensors)
 

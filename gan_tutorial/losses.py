@@ -69,7 +69,10 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None
     and the scaler skips any step whose weight gradients overflow.
 
     A ``torch.compile``-d critic is run without compilation here: compiled graphs do not support the
-    double backward this penalty needs. Returns a scalar (not yet multiplied by lambda).
+    double backward this penalty needs. A DistributedDataParallel critic needs no unwrapping: the inner
+    ``autograd.grad`` asks only for the input's gradient, so DDP's hooks on the weights fire once, in the
+    loop's backward, which averages the whole gradient (penalty included) over the ranks
+    (tests/test_distributed.py checks it). Returns a scalar (not yet multiplied by lambda).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")

@@ -10,6 +10,9 @@
   -- image metrics measured with the small MNIST classifier of :mod:`gan_tutorial.classifier`.
 * :func:`nearest_neighbours` -- a memorisation check: for each generated image, the distance to
   its nearest image in a reference set (the training images), in pixels or classifier features.
+
+For colour images, :func:`gan_tutorial.fid.colour_fid` gives the Fréchet distance of Inception-v3
+features (FID proper; optional extra ``fid``) or of any feature extractor you pass.
 """
 from __future__ import annotations
 

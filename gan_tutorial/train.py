@@ -12,11 +12,15 @@ when the generator is conditional, and the loop keeps everything on one device:
   for sampling when present;
 * checkpoints (``gan_tutorial.checkpoints``) are atomic, load with ``weights_only=True`` and resume
   exactly on CPU;
-* a NaN/inf guard stops with a clear message, keeping the last good checkpoint.
+* a NaN/inf guard stops with a clear message, keeping the last good checkpoint;
+* several processes (``torchrun``, or any process group; see :mod:`gan_tutorial.distributed`):
+  both nets in DistributedDataParallel, each rank on its own shard of every epoch, rank 0 logging
+  and writing.
 """
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 import warnings
@@ -26,7 +30,7 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import checkpoints, config
+from . import checkpoints, config, distributed
 from .data import ByteBatches, ImageData, Mixture, TensorBatches, from_uint8
 from .images import ImageFiles, StreamBatches
 from .losses import GANLoss, get_loss
@@ -39,10 +43,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Settings of :func:`train_gan`; override any with keyword arguments."""
+    """Settings of :func:`train_gan`; override any with keyword arguments.
+
+    Several processes: ``batch_size`` is per process (a step trains on ``batch_size * world_size``
+    examples), and ``seed`` fixes the data order (the same on every rank) and, as ``seed + rank``,
+    each rank's noise.
+    """
 
     num_steps: int = 1000            # generator steps (each preceded by k discriminator steps)
-    batch_size: int = 64
+    batch_size: int = 64             # per process when several train together
     k: int = 1                       # discriminator steps per generator step (Algorithm 1)
     lr_G: float = 2e-4
     lr_D: float = 2e-4
@@ -62,6 +71,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     ema_decay: float | None = None   # e.g. 0.999: sample from an exponential moving average of G's weights
+    sync_bn: bool = False            # several processes on GPUs: batch norm over all ranks' batches (SyncBatchNorm)
 
     def validate(self) -> None:
         for name in ("num_steps", "batch_size", "k", "log_every"):
@@ -78,7 +88,12 @@ class TrainConfig:
 
 
 class Callback:
-    """Hooks the loop calls; override the ones you need. Set ``trainer.should_stop = True`` to stop."""
+    """Hooks the loop calls; override the ones you need. Set ``trainer.should_stop = True`` to stop.
+
+    Several processes: every rank calls them (with the same records, averaged over ranks), except
+    ``on_snapshot``, which only rank 0 calls; print only where ``trainer.is_main``. Training stops on
+    every rank when ``should_stop`` is set on any.
+    """
 
     def on_train_begin(self, trainer): ...
     def on_log(self, trainer, record: dict): ...
@@ -86,20 +101,23 @@ class Callback:
     def on_train_end(self, trainer): ...
 
 
-def _batches_from(data, conditional: bool, batch_size: int, device, generator):
+def _batches_from(data, conditional: bool, batch_size: int, device, generator, order=None, rank=0, world_size=1):
     """Turn the accepted data types into a ``next() -> (real, labels_or_None)`` source.
 
     uint8 images (colour data sets) stay uint8 on the device; each batch becomes float in [-1, 1]
     when drawn. An ``ImageFiles`` is read from disk batch by batch, in an order seeded by the
-    generator's seed that resumes exactly.
+    generator's seed that resumes exactly. ``order`` (default ``generator``) draws the data order;
+    with ``world_size > 1`` tensors and files are read in shards, rank ``rank`` taking its own.
     """
+    order = generator if order is None else order
     if isinstance(data, ImageData):
         if conditional and data.labels is None:
             raise ValueError("the generator is conditional, but this ImageData has no labels (a flat folder): "
                              "put the images in one subfolder per class, or train an unconditional model.")
         data = (data.images, data.labels) if conditional else (data.images,)
     if isinstance(data, ImageFiles):
-        return StreamBatches(data, conditional, batch_size, device, seed=generator.initial_seed())
+        batches = StreamBatches(data, conditional, batch_size, device, seed=order.initial_seed())
+        return distributed.shard_stream(batches, rank, world_size) if world_size > 1 else batches
     if isinstance(data, torch.Tensor):
         data = (data,)
     if isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data):
@@ -107,12 +125,15 @@ def _batches_from(data, conditional: bool, batch_size: int, device, generator):
             raise ValueError("the generator is conditional, so data must carry labels: pass (images, labels)")
         tensors = tuple(t.to(device) for t in data[: 2 if conditional else 1])
         source = ByteBatches if tensors[0].dtype == torch.uint8 else TensorBatches
-        return source(*tensors, batch_size=batch_size, generator=generator)
+        return source(*tensors, batch_size=batch_size, generator=order, rank=rank, world_size=world_size)
     if isinstance(data, Mixture) or callable(data):
         if conditional:
             raise ValueError("a sampler gives no labels; conditional models need (images, labels)")
         return _SamplerBatches(data, batch_size, device, generator)
     if isinstance(data, torch.utils.data.DataLoader):
+        if world_size > 1 and not hasattr(data.sampler, "set_epoch"):
+            warnings.warn("several processes read this DataLoader, so every rank gets the same batches: give it a "
+                          "torch.utils.data.DistributedSampler so that each rank reads its own shard.")
         return _LoaderBatches(data, conditional, device)
     raise TypeError(f"data of type {type(data).__name__} is not supported: pass a tensor, (images, labels), "
                     "an ImageData, an images.ImageFiles, a torch DataLoader, or a sampler such as "
@@ -147,14 +168,19 @@ class _LoaderBatches:
         self.loader, self.conditional, self.device = loader, conditional, device
         self.iterator, self.epoch = None, 0
 
+    def _restart(self):
+        if hasattr(self.loader.sampler, "set_epoch"):  # a DistributedSampler: a new order each epoch
+            self.loader.sampler.set_epoch(self.epoch)
+        self.iterator = iter(self.loader)
+
     def next(self):
         if self.iterator is None:
-            self.iterator = iter(self.loader)
+            self._restart()
         try:
             batch = next(self.iterator)
         except StopIteration:
             self.epoch += 1
-            self.iterator = iter(self.loader)
+            self._restart()
             batch = next(self.iterator)
         if isinstance(batch, torch.Tensor):
             batch = (batch,)
@@ -200,6 +226,31 @@ def _optimizer(net: torch.nn.Module, lr: float, cfg: TrainConfig, device: torch.
     return torch.optim.Adam(net.parameters(), lr=lr, betas=tuple(cfg.betas), **fused)
 
 
+def _ddp(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` in DistributedDataParallel: rank 0's weights copied to every rank, gradients averaged in backward.
+
+    Buffers are not synchronised before each forward: each rank keeps its own batch-norm running
+    statistics (they serve only sampling, done on rank 0, whose statistics are saved). By default DDP
+    copies rank 0's buffers in place before every forward, and the second forward of D in a step
+    (real, then fake) then breaks the backward of the first on GPUs ("modified by an inplace
+    operation", pytorch/pytorch#22095 and #175024).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    params = inspect.signature(DistributedDataParallel).parameters   # torch 2.14 renamed the switch
+    no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": False}
+    return DistributedDataParallel(net, device_ids=ids, **no_sync)
+
+
+def _sync_batchnorm(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` with SyncBatchNorm layers: batch statistics over the whole batch of all ranks (GPUs only)."""
+    if device.type != "cuda":
+        raise ValueError(f"sync_bn=True needs CUDA devices (SyncBatchNorm does not run on {device.type}): "
+                         "drop sync_bn (each process then normalises with its own batch's statistics).")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
     """Check class labels once, when data enters the trainer (not in every forward: on a GPU that waits)."""
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
@@ -208,14 +259,22 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
 
 
 class Trainer:
-    """Holds the nets, optimisers, history and snapshots; :meth:`fit` runs the loop."""
+    """Holds the nets, optimisers, history and snapshots; :meth:`fit` runs the loop.
+
+    Inside a process group of several processes (``torchrun``; see :mod:`gan_tutorial.distributed`)
+    it trains under DistributedDataParallel: CUDA devices become ``cuda:LOCAL_RANK``, each rank
+    trains on its own shard with its own noise, and only rank 0 shows progress and writes files.
+    """
 
     def __init__(self, net_G, net_D, data, cfg: TrainConfig | None = None, callbacks=(), recipe: str | None = None,
                  dataset: str | None = None, **overrides):
         cfg = replace(cfg or TrainConfig(), **overrides)
         cfg.validate()
         self.cfg = cfg
-        self.device = config.get_device(cfg.device)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()   # 0 and 1 in one process
+        self.is_main = self.rank == 0
+        self.device = distributed.device_for(config.get_device(cfg.device))
+        distributed.check_backend(self.device)
         self.loss_fn: GANLoss = get_loss(cfg.loss)
         self.net_G, self.net_D = net_G.to(self.device), net_D.to(self.device)
         self.latent_dim = getattr(net_G, "latent_dim", None)
@@ -227,12 +286,17 @@ class Trainer:
                              f"{getattr(net_D, 'num_classes', 0)}: build both with the same value")
         self.recipe = recipe                # the recipe's name, stored in checkpoints
         self.dataset = dataset              # the data set's name (the CLI's --dataset), stored in checkpoints
-        self.rng = torch.Generator(self.device).manual_seed(cfg.seed)   # noise, data order, penalty mixing
-        self.batches = _batches_from(data, self.num_classes > 0, cfg.batch_size, self.device, self.rng)
+        # noise and penalty mixing: a stream per rank; data order: the same on every rank (one process: one stream)
+        self.rng = torch.Generator(self.device).manual_seed(cfg.seed + self.rank)
+        self.data_rng = torch.Generator(self.device).manual_seed(cfg.seed) if self.world_size > 1 else self.rng
+        self.batches = _batches_from(data, self.num_classes > 0, cfg.batch_size, self.device, self.rng,
+                                     order=self.data_rng, rank=self.rank, world_size=self.world_size)
         if self.num_classes and isinstance(self.batches, TensorBatches):
             _check_labels(self.batches.tensors[1], self.num_classes)
-        self.opt_G = _optimizer(net_G, cfg.lr_G, cfg, self.device)
-        self.opt_D = _optimizer(net_D, cfg.lr_D, cfg, self.device)
+        if cfg.sync_bn and self.world_size > 1:   # before the optimisers: it replaces the batch-norm layers
+            self.net_G, self.net_D = _sync_batchnorm(self.net_G, self.device), _sync_batchnorm(self.net_D, self.device)
+        self.opt_G = _optimizer(self.net_G, cfg.lr_G, cfg, self.device)
+        self.opt_D = _optimizer(self.net_D, cfg.lr_D, cfg, self.device)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         if self.amp_dtype is not None:
             _check_autocast(self.device, cfg.amp)
@@ -243,13 +307,22 @@ class Trainer:
         if cfg.channels_last:
             self.net_G.to(memory_format=torch.channels_last)
             self.net_D.to(memory_format=torch.channels_last)
+        # several processes: DDP copies rank 0's weights to every rank now (so the EMA below starts from
+        # them and, averaging the synchronised weights, stays the same on every rank) and averages gradients
+        self._G, self._D = self.net_G, self.net_D
+        if self.world_size > 1:
+            self._G, self._D = _ddp(self.net_G, self.device), _ddp(self.net_D, self.device)
         self.ema_G = None
         if cfg.ema_decay is not None:  # buffers (batch-norm statistics) are averaged too
             self.ema_G = AveragedModel(self.net_G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
         # compiled forward passes; the gradient penalty runs net_D uncompiled (its double backward
         # is not supported by compiled graphs), so every built-in loss works with compile=True
-        self._G = torch.compile(self.net_G) if cfg.compile else self.net_G
-        self._D = torch.compile(self.net_D) if cfg.compile else self.net_D
+        self._G = torch.compile(self._G) if cfg.compile else self._G
+        self._D = torch.compile(self._D) if cfg.compile else self._D
+        # G's step reads D without DDP's wrapper: D's weights are frozen there, so there is nothing to average
+        self._D_frozen = self._D
+        if self.world_size > 1:
+            self._D_frozen = torch.compile(self.net_D) if cfg.compile else self.net_D
         fixed = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_noise = torch.randn(cfg.num_fixed, self.latent_dim, generator=fixed).to(self.device)
         self.fixed_labels = (torch.arange(cfg.num_fixed) % self.num_classes).to(self.device) if self.num_classes else None
@@ -291,6 +364,8 @@ class Trainer:
             return generate(net, n, noise=noise, labels=labels)
 
     def _take_snapshot(self):
+        if not self.is_main:  # several processes: rank 0 keeps the snapshots
+            return
         snap = {"step": self.step, "samples": self.sample()}
         self.snapshots.append(snap)
         for cb in self.callbacks:
@@ -298,7 +373,10 @@ class Trainer:
 
     def _record(self, sums: dict, count: int):
         names = list(sums)
-        values = torch.stack([sums[n] / count for n in names]).tolist()  # the one host sync
+        values = torch.stack([sums[n] / count for n in names])
+        if self.world_size > 1:  # several processes: the average over ranks (one all_reduce per record)
+            values = distributed.mean(values)
+        values = values.tolist()  # the one host sync
         record = {"step": self.step, "epoch": self.batches.epoch, "time": self.elapsed, **dict(zip(names, values))}
         bad = [n for n in names if not math.isfinite(record[n])]
         if bad:
@@ -336,7 +414,7 @@ class Trainer:
         self.net_D.requires_grad_(False)  # no weight gradients for D during G's step
         with self._autocast():
             fake = self._G(self._noise(n), labels) if self.num_classes else self._G(self._noise(n))
-            loss, stats = self.loss_fn.generator(self._D, fake, labels)
+            loss, stats = self.loss_fn.generator(self._D_frozen, fake, labels)
         self.scaler_G.scale(loss).backward()
         self.scaler_G.step(self.opt_G)
         self.scaler_G.update()
@@ -353,7 +431,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_begin(self)
         bar = None
-        if cfg.progress and target > self.step:
+        if cfg.progress and target > self.step and self.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=target, initial=self.step, desc=f"training ({self.loss_fn.name})", unit="step",
@@ -393,13 +471,20 @@ class Trainer:
                         steps_left = (cfg.time_budget - self.elapsed) / max(step_time, 1e-9)
                         out_of_time = steps_left < 1
                         next_read = self.step + (1 if self._sync is None else max(1, int(steps_left) // 2))
+                    if self.world_size > 1:  # rank 0's clock decides for all, so every rank stops at the same step
+                        self.elapsed, out_of_time, next_read = distributed.from_main(
+                            [self.elapsed, out_of_time, next_read], self.device)
+                        out_of_time, next_read = bool(out_of_time), int(next_read)
                 if log_now or out_of_time:
                     record = self._record(sums, count)
                     sums, count = {}, 0
                     if bar is not None:
                         bar.set_postfix(loss_D=f"{record['loss_D']:.3f}", loss_G=f"{record['loss_G']:.3f}")
-                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                snap_now = bool(cfg.snapshot_every and self.step % cfg.snapshot_every == 0)
+                if snap_now:
                     self._take_snapshot()
+                if self.world_size > 1 and (log_now or out_of_time or snap_now):  # after the callbacks
+                    self.should_stop = distributed.any_rank(self.should_stop, self.device)
                 if save_now:
                     self.save_checkpoint(cfg.checkpoint_path)
                 if bar is not None:
@@ -428,12 +513,18 @@ class Trainer:
         """Write a checkpoint atomically. Refuses non-finite weights, so a diverged run never
         replaces a good checkpoint."""
         nets = [("net_G", self.net_G), ("net_D", self.net_D)] + ([("ema_G", self.ema_G)] if self.ema_G else [])
-        for name, net in nets:
+        for name, net in nets:  # several processes: every rank checks (the same weights, the same verdict)
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 self._diverged(f"{name} has NaN/inf weights")
-        path = checkpoints.atomic_save(self.state_dict(), path)
+        if self.world_size > 1:  # call on every rank: rank 0 writes, with each rank's random state
+            rngs = distributed.gather_objects(checkpoints.rng_state(self))
+            if self.is_main:
+                checkpoints.atomic_save(checkpoints.capture(self, rngs), path)
+            distributed.barrier()   # so that every rank can read the file once this returns
+        else:
+            path = checkpoints.atomic_save(self.state_dict(), path)
         self.last_good_checkpoint, self._ckpt_step = str(path), self.step
-        return path
+        return Path(path)
 
     def load_checkpoint(self, path) -> "Trainer":
         """Restore nets, EMA, optimisers, RNG, data order and history from ``path`` to continue training."""

@@ -1,13 +1,23 @@
-"""Command line on colour data: train --dataset folder:PATH / cifar10 / celeba, colour sample grids, and the
-refusals (fully connected models on colour, sizes a model cannot build, evaluate outside MNIST). Offline."""
+"""Command line on colour data: train --dataset folder:PATH / cifar10 / celeba, colour sample grids, evaluate
+(Frechet distance of features: a small random net stands in for Inception) and the refusals (fully connected
+models on colour, sizes a model cannot build). Offline."""
+import json
+import socket
+import sys
+import urllib.error
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from gan_tutorial.checkpoints import load as load_checkpoint
+from gan_tutorial import fid
+from gan_tutorial.checkpoints import load as load_checkpoint, models_from_checkpoint
 from gan_tutorial.cli import main
+from gan_tutorial.images import load_image_folder
+from gan_tutorial.models import generate
 
+from test_fid import small_extractor
 from test_images import make_folder
 
 
@@ -63,9 +73,66 @@ def test_sample_writes_colour(dcgan_run, tmp_path, capsys):
     assert x.shape == (5, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
 
 
-def test_evaluate_is_mnist_only_for_now(dcgan_run, capsys):
-    _fails(["evaluate", "--checkpoint", str(dcgan_run / "dcgan.pt")], capsys,
-           "trained on folder:", "MNIST models only for now", "sample --checkpoint")
+# --------------------------------------------------------------------------- evaluate: Frechet distance of features
+@pytest.fixture
+def small_fid(monkeypatch):
+    """The default (Inception) extractor replaced by a small fixed random conv net: offline, no weights."""
+    net = small_extractor()
+    monkeypatch.setattr(fid, "default_extractor", lambda device=None, verbose=True: net)
+    return net
+
+
+def test_evaluate_a_colour_checkpoint(dcgan_run, pics, small_fid, tmp_path, capsys):
+    ckpt = dcgan_run / "dcgan.pt"
+    report = tmp_path / "fid.json"
+    assert main(["evaluate", str(ckpt), "--num-samples", "12", "--json", str(report)]) == 0   # data: the checkpoint's
+    out = capsys.readouterr().out
+    for needle in ("12 samples vs 12 real images", "Frechet distance", "two halves of the real images (6 each)",
+                   "small random conv net (16-D, test only), 16 numbers per image", "32 px"):
+        assert needle in out, out
+    record = json.loads(report.read_text())
+    assert record["num_fake"] == record["num_real"] == 12 and record["dataset"] == f"folder:{pics}"
+    assert record["extractor"].startswith("small random conv net") and record["num_features"] == 16
+    # the same number from the package's function on the same images: the seeded samples and 12 of the
+    # folder's images drawn with seed 0, as the command says
+    net_G, _ = models_from_checkpoint(ckpt)
+    real = load_image_folder(pics, image_size=32, verbose=False).images
+    pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:12]
+    expected = fid.colour_fid(generate(net_G, 12, seed=0), real[pick], extractor=small_fid)
+    assert record["fid"] == pytest.approx(expected, rel=1e-9) and record["fid"] > 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--dataset", f"folder:{pics}", "--num-samples", "12"]) == 0
+    assert f"{record['fid']:10.2f}" in capsys.readouterr().out
+
+
+def test_evaluate_colour_refusals(dcgan_run, pics, small_fid, capsys):
+    ckpt = str(dcgan_run / "dcgan.pt")
+    _fails(["evaluate", ckpt, "--dataset", "mnist"], capsys, "MNIST classifier measures digits", "drop --dataset mnist")
+    _fails(["evaluate", ckpt, "--num-samples", "3"], capsys, "at least 4")
+    _fails(["evaluate", ckpt, "--checkpoint", "other.pt"], capsys, "two checkpoints", "pass one")
+    _fails(["evaluate"], capsys, "no checkpoint given", "evaluate CHECKPOINT", "--checkpoint PATH")
+    _fails(["evaluate", ckpt, "--dataset", f"folder:{pics}/missing"], capsys, "There is no folder", "Fix:")
+
+
+def test_evaluate_offline_without_inception_weights(dcgan_run, monkeypatch, tmp_path, capsys):
+    """What a user sees with the extra installed but no internet: one line naming the fix, exit status 2."""
+    class Offline:                                       # torchmetrics' FID when torch.hub cannot download
+        def __init__(self, **kwargs):
+            raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(fid, "_CACHE", {})
+    monkeypatch.setattr(fid, "_fid_class", lambda: Offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    err = _fails(["evaluate", str(dcgan_run / "dcgan.pt")], capsys, "Inception-v3 weights", "internet access",
+                 str(tmp_path / "hub" / "checkpoints"), "TORCH_HOME")
+    assert "Traceback" not in err
+
+
+def test_evaluate_without_the_fid_extra(dcgan_run, monkeypatch, capsys):
+    monkeypatch.setattr(fid, "_CACHE", {})
+    for name in ("torchmetrics", "torchmetrics.image", "torchmetrics.image.fid", "torch_fidelity"):
+        monkeypatch.setitem(sys.modules, name, None)
+    _fails(["evaluate", str(dcgan_run / "dcgan.pt")], capsys, 'pip install "gan-tutorial[fid]"')
 
 
 def test_streamed_run_resumes_like_an_uninterrupted_one(tmp_path, pics, capsys):
