@@ -49,6 +49,18 @@ def test_shipped_files_go_into_the_wheel():
         assert any(fnmatch(name, pattern) for pattern in patterns), name
 
 
+def test_shipped_files_are_not_ignored_by_git():
+    """A clone must get the files: none of them may match an ignore rule (``*.pt`` is ignored elsewhere)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [str(shipped.path(n).relative_to(ROOT)) for n in shipped.SPECS] + [str(shipped.MANIFEST.relative_to(ROOT))]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert ignored.stdout.strip() == "", f"git ignores: {ignored.stdout.split()}; add a ! rule to .gitignore"
+
+
 @pytest.mark.parametrize("name", list(shipped.SPECS))
 def test_shipped_checkpoint_has_the_metric_in_its_manifest(name, mnist):
     data_, holdout = shipped.training_data(name, mnist)
