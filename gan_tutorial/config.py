@@ -56,28 +56,25 @@ def _repository() -> tuple[str | None, str]:
 REPO_URL, REPO_REF = _repository()  # e.g. "https://github.com/OWNER/NAME", "main" (None if not installed)
 
 
-def fast_mode() -> bool:
-    """True when notebooks and scripts should use their small, quick settings."""
-    flag = os.environ.get("GAN_TUTORIAL_FAST", "").strip().lower()
+def _env_flag(name: str, on: str, off: str) -> bool | None:
+    """The yes/no environment variable ``name`` (None when unset); anything else raises with the fix."""
+    flag = os.environ.get(name, "").strip().lower()
     if flag in ("1", "true", "yes", "on"):
         return True
     if flag in ("0", "false", "no", "off"):
         return False
     if flag:
-        raise ValueError(f"GAN_TUTORIAL_FAST={flag!r} is not understood: set it to 1 (fast) or 0 (full).")
-    return bool(os.environ.get("CI"))
+        raise ValueError(f"{name}={flag!r} is not understood: set it to 1 ({on}) or 0 ({off}).")
+    return None
+
+
+def fast_mode() -> bool:
+    """True when notebooks and scripts should use their small, quick settings."""
+    flag = _env_flag("GAN_TUTORIAL_FAST", "fast", "full")
+    return bool(os.environ.get("CI")) if flag is None else flag
 
 
 _classroom = False   # set by classroom(); GAN_TUTORIAL_CLASSROOM overrides it
-
-
-def _classroom_env() -> bool | None:
-    flag = os.environ.get("GAN_TUTORIAL_CLASSROOM", "").strip().lower()
-    if flag in ("1", "true", "yes", "on"):
-        return True
-    if flag in ("0", "false", "no", "off", ""):
-        return False if flag else None
-    raise ValueError(f"GAN_TUTORIAL_CLASSROOM={flag!r} is not understood: set it to 1 (on) or 0 (off).")
 
 
 def classroom(on: bool | None = None) -> bool:
@@ -94,7 +91,7 @@ def classroom(on: bool | None = None) -> bool:
 
 
 def _classroom_on() -> bool:
-    env = _classroom_env()
+    env = _env_flag("GAN_TUTORIAL_CLASSROOM", "on", "off")
     return _classroom if env is None else env
 
 

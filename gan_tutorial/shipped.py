@@ -17,7 +17,6 @@ file* (classifier-FID against the 2,000 held-out digits, or label accuracy for t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -28,7 +27,7 @@ import torch
 
 from . import conditional, config, metrics, recipes
 from .checkpoints import atomic_save
-from .classifier import WeightsMismatchError, get_classifier, mnist_splits
+from .classifier import WeightsMismatchError, get_classifier, mnist_splits, sha256
 from .data import load_mnist
 from .train import Trainer
 
@@ -75,10 +74,6 @@ def _spec(name: str) -> Spec:
 def path(name: str) -> Path:
     _spec(name)
     return FOLDER / f"{name}.pt"
-
-
-def sha256(file: str | Path) -> str:
-    return hashlib.sha256(Path(file).read_bytes()).hexdigest()
 
 
 def manifest() -> dict:

@@ -27,20 +27,27 @@ def _is_affine(fn, *scores) -> bool:
     return abs(two.item() - 2 * one.item() + zero.item()) < 1e-4 * (1 + abs(one.item()))
 
 
+def _matches(name: str, ours: float, want: float, flipped: str) -> bool:
+    """True when ``ours`` is the value; raises for a flipped sign or a sum over the batch of 16."""
+    if abs(ours - want) < 1e-4:
+        return True
+    if abs(ours + want) < 1e-4:
+        raise ExerciseError(f"{name} has the sign flipped: {flipped}")
+    if abs(ours - 16 * want) < 1e-3:
+        raise ExerciseError(f"{name} on a batch of 16 is 16 times too large: take the mean of the scores, not the sum.")
+    return False
+
+
 def check_wasserstein_critic_loss(fn) -> None:
     """``fn(s_real, s_fake)``: the critic's loss ``E f(G(z)) - E f(x)`` from raw critic scores."""
     name = "my_critic_loss"
     s_real, s_fake = _scores(0)
     ours = _one_number(name, _call(name, fn, s_real, s_fake))
     want = losses.wasserstein_critic_loss(s_real, s_fake).item()
-    if abs(ours - want) < 1e-4:
+    if _matches(name, ours, want, "the critic *maximises* E f(x) - E f(G(z)), so the loss it minimises is "
+                                  "E f(G(z)) - E f(x)."):
         print(f"{name}: correct (matches gan_tutorial.losses.wasserstein_critic_loss)")
         return
-    if abs(ours + want) < 1e-4:
-        raise ExerciseError(f"{name} has the sign flipped: the critic *maximises* E f(x) - E f(G(z)), so the loss it "
-                            "minimises is E f(G(z)) - E f(x).")
-    if abs(ours - 16 * want) < 1e-3:
-        raise ExerciseError(f"{name} on a batch of 16 is 16 times too large: take the mean of the scores, not the sum.")
     if abs(ours - losses.d_loss(s_real, s_fake).item()) < 1e-4 or not _is_affine(lambda r, f: fn(r, f), s_real, s_fake):
         raise ExerciseError(f"{name} puts the scores through a sigmoid or a log, as the GAN's discriminator loss does. "
                             "A critic's scores are raw numbers: use their means directly.")
@@ -54,14 +61,10 @@ def check_wasserstein_generator_loss(fn) -> None:
     s_fake = _scores(1)[1]
     ours = _one_number(name, _call(name, fn, s_fake))
     want = losses.wasserstein_g_loss(s_fake).item()
-    if abs(ours - want) < 1e-4:
+    if _matches(name, ours, want, "the generator wants the critic to score its samples *high*, so it minimises "
+                                  "-E f(G(z))."):
         print(f"{name}: correct (matches gan_tutorial.losses.wasserstein_g_loss)")
         return
-    if abs(ours + want) < 1e-4:
-        raise ExerciseError(f"{name} has the sign flipped: the generator wants the critic to score its samples "
-                            "*high*, so it minimises -E f(G(z)).")
-    if abs(ours - 16 * want) < 1e-3:
-        raise ExerciseError(f"{name} on a batch of 16 is 16 times too large: take the mean of the scores, not the sum.")
     if any(abs(ours - g(s_fake).item()) < 1e-4 for g in (losses.g_loss_nonsaturating, losses.g_loss_minimax)) \
             or not _is_affine(fn, s_fake):
         raise ExerciseError(f"{name} puts the scores through a sigmoid or a log, as the GAN's generator loss does. "
