@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,15 @@ GAN_TUTORIAL_CACHE (where the metric classifier is kept), GAN_TUTORIAL_DEVICE, G
 
 
 class UserError(Exception):
-    """A mistake the user can fix; ``main`` prints it on one line and exits with status 2."""
+    """A mistake the user can fix; ``main`` prints it on one line and exits with status 2.
+
+    Under torchrun every process meets the same mistake, so only the first prints it; ``every_rank=True``
+    marks a mistake of one process (its GPU, say), which that process prints with its rank.
+    """
+
+    def __init__(self, message: str, every_rank: bool = False):
+        super().__init__(message)
+        self.every_rank = every_rank
 
 
 # --------------------------------------------------------------------------- argument types
@@ -125,7 +134,8 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
                     "DIR/<model>_samples.png (samples from a fixed batch of noise). Training stops at "
                     "--steps / --epochs or when --time-budget runs out, whichever comes first. "
                     "Several processes: torchrun --nproc_per_node N -m gan_tutorial train ... (one per GPU, "
-                    "or CPU workers; --batch-size is per process; only the first process prints and writes).",
+                    "or CPU workers; --batch-size is per process, --global-batch-size for all of them; only the first process "
+                    "prints and writes).",
         formatter_class=_HelpFormatter)
     t.add_argument("--model", choices=recipes.names("mnist"), metavar="NAME",
                    help="a recipe: " + ", ".join(recipes.names("mnist")) + " (--list describes them); colour "
@@ -145,7 +155,12 @@ def build_parser(prog: str = "gan-tutorial") -> argparse.ArgumentParser:
     t.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
                    help="stop cleanly once the run's training time reaches this many seconds (the checkpoint is "
                         "written); with --resume it counts the time already trained too")
-    t.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per minibatch (default: the recipe's)")
+    batch = t.add_mutually_exclusive_group()
+    batch.add_argument("--batch-size", type=_positive_int, metavar="N",
+                       help="images per minibatch, in each process under torchrun (default: the recipe's)")
+    batch.add_argument("--global-batch-size", type=_positive_int, metavar="N",
+                       help="images per step over all processes under torchrun, split evenly between them "
+                            "(N must be a multiple of the number of processes); the same as --batch-size in one process")
     t.add_argument("--lr", type=_positive_float, metavar="LR", help="learning rate of both nets (default: the recipe's)")
     t.add_argument("--ema-decay", type=float, metavar="D",
                    help="decay of the generator's weight average, e.g. 0.999; 0 switches it off (default: the recipe's)")
@@ -275,6 +290,17 @@ def _check_data_args(args, recipe, kind: str, channels: int) -> None:
                         "Fix: drop --stream.")
 
 
+def _split_batch(global_batch: int, world: int) -> int:
+    """Images per process for ``--global-batch-size`` over ``world`` processes; refuses an uneven split."""
+    if global_batch % world:
+        below, above = global_batch // world * world, (global_batch // world + 1) * world
+        nearest = f"{below} or {above}" if below else f"{above}"
+        raise UserError(f"--global-batch-size {global_batch} does not split evenly over {world} processes. Fix: use "
+                        f"a multiple of {world} (e.g. {nearest}), start a number of processes that divides "
+                        f"{global_batch}, or give the images per process with --batch-size.")
+    return global_batch // world
+
+
 def _load_models(path, device, ema: bool = True):
     from .checkpoints import load, models_from_checkpoint
 
@@ -333,11 +359,13 @@ def cmd_train(args) -> int:
         try:
             device = distributed.init(device)
         except (RuntimeError, ValueError) as e:
-            raise UserError(f"{e} (torchrun)") from None
+            raise UserError(f"process {os.environ.get('RANK', '?')}: {e} (torchrun)", every_rank=True) from None
     say, world = (_say if distributed.is_main() else (lambda text="": None)), distributed.world_size()
     if args.sync_bn and device.type != "cuda":
         raise UserError("--sync-bn shares batch-norm statistics between GPUs (SyncBatchNorm runs on CUDA only). "
                         "Fix: drop --sync-bn, or train on GPUs with torchrun.")
+    if args.global_batch_size is not None:
+        _split_batch(args.global_batch_size, world)   # before loading data that may take minutes
     kind = args.dataset.split(":")[0]
     image_size = args.image_size or DEFAULT_SIZE[kind]
     channels = args.channels or (1 if kind == "mnist" else 3)
@@ -368,6 +396,8 @@ def cmd_train(args) -> int:
     settings = recipe.train_kwargs()
     if args.batch_size is not None:
         settings["batch_size"] = args.batch_size
+    if args.global_batch_size is not None:
+        settings["batch_size"] = args.global_batch_size // world   # checked above: splits evenly
     if args.lr is not None:
         settings["lr_G"] = settings["lr_D"] = args.lr
     if args.ema_decay is not None:
@@ -623,7 +653,10 @@ def main(argv=None, prog: str = "gan-tutorial") -> int:
             raise UserError(str(e)) from None
         return args.func(args)
     except UserError as e:
-        print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
+        if e.every_rank or os.environ.get("RANK", "0") == "0":   # torchrun: the first process speaks for all
+            print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
+        else:   # torchrun stops every process when one exits: leave the first one time to print
+            time.sleep(3)
         raise SystemExit(2) from None
 
 

@@ -98,6 +98,32 @@ def test_epochs_become_steps(tmp_path, mnist):
     assert load_checkpoint(tmp_path / "mlp.pt")["step"] == math.ceil(0.01 * len(mnist) / 32)
 
 
+def test_global_batch_size_in_one_process_is_the_batch(tmp_path, mnist, capsys):
+    argv = ["train", "--model", "mlp", "--epochs", "0.01", "--global-batch-size", "40", "--out", str(tmp_path),
+            "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "batch 40, " in out or "batch 40)" in out, out
+    assert load_checkpoint(tmp_path / "mlp.pt")["step"] == math.ceil(0.01 * len(mnist) / 40)
+
+
+def test_global_batch_size_must_split_evenly():
+    from gan_tutorial.cli import UserError, _split_batch
+
+    assert _split_batch(96, 4) == 24 and _split_batch(7, 1) == 7
+    with pytest.raises(UserError, match=r"--global-batch-size 100 does not split evenly over 3 processes.*"
+                                        r"multiple of 3 \(e\.g\. 99 or 102\).*--batch-size"):
+        _split_batch(100, 3)
+    with pytest.raises(UserError, match=r"multiple of 4 \(e\.g\. 4\)"):
+        _split_batch(2, 4)
+
+
+def test_batch_size_and_global_batch_size_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "mlp", "--batch-size", "8", "--global-batch-size", "16", "--out", str(tmp_path)])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_time_budget_stops_early(tmp_path, mnist):
     assert _train(tmp_path, "--time-budget", "0.05", steps="100000") == 0
     assert 1 <= load_checkpoint(tmp_path / "mlp.pt")["step"] < 100000

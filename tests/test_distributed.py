@@ -301,3 +301,15 @@ def test_cli_train_under_torchrun(tmp_path):
     assert sorted(os.listdir(out)) == ["mlp.pt", "mlp_samples.png"]
     ckpt = checkpoints.load(out / "mlp.pt")
     assert ckpt["step"] == 3 and len(ckpt["rng_ranks"]) == 2
+
+
+def test_cli_uneven_global_batch_under_torchrun_is_one_clear_error(tmp_path):
+    """A --global-batch-size the processes cannot share: refused before any data is read, printed once."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "gan_tutorial",
+           "train", "--model", "mlp", "--steps", "3", "--global-batch-size", "15", "--device", "cpu",
+           "--out", str(tmp_path / "runs")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode != 0
+    assert run.stderr.count("--global-batch-size 15 does not split evenly over 2 processes") == 1, run.stderr[-3000:]
+    assert "e.g. 14 or 16" in run.stderr and "MNIST" not in run.stdout
+    assert not (tmp_path / "runs").exists()
