@@ -26,12 +26,17 @@ def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.T
     return grid.permute(1, 2, 0)
 
 
+def _pixels(grid: torch.Tensor):
+    """An ``image_grid`` as the NumPy array ``imshow`` takes: ``(H, W)`` for grey, ``(H, W, 3)`` for colour."""
+    grid = grid.detach().cpu().numpy()
+    return grid.squeeze(-1) if grid.shape[-1] == 1 else grid
+
+
 def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, figsize=(4, 4)):
     """Show a grid of images in [-1, 1]; returns the axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
-    grid = image_grid(images, nrow)
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(_pixels(image_grid(images, nrow)), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     if title:
         ax.set_title(title)
@@ -113,13 +118,11 @@ def animate_snapshots(snapshots, nrow: int = 8, interval: int = 400, max_frames:
     if frames[-1] is not snapshots[-1]:
         frames.append(snapshots[-1])
     fig, ax = plt.subplots(figsize=(4, 4))
-    grid = image_grid(frames[0]["samples"], nrow)
-    im = ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    im = ax.imshow(_pixels(image_grid(frames[0]["samples"], nrow)), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
 
     def draw(i):
-        g = image_grid(frames[i]["samples"], nrow)
-        im.set_data(g.squeeze(-1) if g.shape[-1] == 1 else g)
+        im.set_data(_pixels(image_grid(frames[i]["samples"], nrow)))
         ax.set_title(f"step {frames[i]['step']}")
         return (im,)
 
@@ -255,8 +258,7 @@ def show_class_grid(images: torch.Tensor, per_class: int, class_names=None, ax=N
         raise ValueError(f"got {len(names)} class names for {k} rows")
     if ax is None:
         _, ax = plt.subplots(figsize=(0.55 * per_class + 0.6, 0.55 * k))
-    grid = image_grid(images, nrow=per_class, padding=pad).numpy()
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(_pixels(image_grid(images, nrow=per_class, padding=pad)), cmap="gray", vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([pad + r * (height + pad) + height / 2 for r in range(k)], names)
     ax.tick_params(length=0)
