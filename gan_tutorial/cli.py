@@ -290,6 +290,19 @@ def _check_data_args(args, recipe, kind: str, channels: int) -> None:
                         "Fix: drop --stream.")
 
 
+def _ema_note(decay, step: int, raw_instead: str) -> str | None:
+    """A warning when the generator's running average still holds much of the untrained generator.
+
+    After ``step`` steps the average weighs the initial weights by ``decay ** step`` (0.999 ** 500 =
+    0.61): its samples then look unfinished although training went well."""
+    if not decay or decay ** step <= 0.05:
+        return None
+    enough = math.ceil(math.log(0.05) / math.log(decay))
+    return (f"note: after {step:,} steps the generator's running average (EMA {decay:g}) still holds "
+            f"about {decay ** step:.0%} of the untrained generator, so its samples look unfinished. Fix: train to about "
+            f"{enough:,} steps (--resume continues), or {raw_instead} for the raw generator.")
+
+
 def _split_batch(global_batch: int, world: int) -> int:
     """Images per process for ``--global-batch-size`` over ``world`` processes; refuses an uneven split."""
     if global_batch % world:
@@ -462,8 +475,18 @@ def cmd_train(args) -> int:
     say(f"Trained {trainer.step - start_step:,} steps (now at step {trainer.step:,}) in {seconds:.0f} s"
         + (f"; last {losses}" if losses else "") + ".")
     say(f"Checkpoint: {ckpt_path}\nSamples:    {grid_path}")
+    note = _ema_note(settings.get("ema_decay"), trainer.step, "run sample/evaluate with --no-ema")
+    if note:
+        say(note)
     say(f"Next: python -m gan_tutorial evaluate --checkpoint {ckpt_path}")
     return 0
+
+
+def _warn_early_ema(ckpt: dict, args) -> None:
+    if ckpt.get("G_ema") and not args.no_ema:
+        note = _ema_note((ckpt.get("config") or {}).get("ema_decay"), int(ckpt["step"]), "add --no-ema")
+        if note:
+            print(note, file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- sample
@@ -473,6 +496,7 @@ def cmd_sample(args) -> int:
         raise UserError(f"--out {args.out}: use a file name ending in .pt (tensors) or .png (a grid).")
     device = _device(args.device)
     net_G, ckpt = _load_models(args.checkpoint, device, ema=not args.no_ema)
+    _warn_early_ema(ckpt, args)
     num_classes = getattr(net_G, "num_classes", 0)
     labels = None
     if args.label is not None:
@@ -518,6 +542,7 @@ def cmd_evaluate(args) -> int:
     if num_samples < 2:
         raise UserError("--num-samples must be at least 2 (a covariance needs two images).")
     net_G, ckpt = _load_models(args.checkpoint, device, ema=not args.no_ema)
+    _warn_early_ema(ckpt, args)
     trained_on = ckpt.get("dataset") or "mnist"
     if (args.dataset or trained_on) != "mnist":
         return _evaluate_colour(args, net_G, ckpt, args.dataset or trained_on, device, num_samples)

@@ -237,6 +237,20 @@ def test_ema_run_samples_and_evaluates_the_average(tmp_path, mnist, classifier_c
     assert not torch.equal(a, b)
 
 
+def test_an_average_of_few_steps_is_flagged(tmp_path, mnist, capsys):
+    """EMA 0.9 after 4 steps weighs the untrained generator at 0.9^4 = 66 %: train, sample and evaluate say so."""
+    assert _train(tmp_path, "--ema-decay", "0.9", steps="4") == 0
+    assert "still holds about 66% of the untrained generator" in capsys.readouterr().out
+    ckpt, out = str(tmp_path / "mlp.pt"), str(tmp_path / "s.pt")
+    assert main(["sample", "--checkpoint", ckpt, "--num-samples", "4", "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert "about 66%" in err and "train to about 29 steps" in err and "add --no-ema" in err
+    assert main(["sample", "--checkpoint", ckpt, "--num-samples", "4", "--out", out, "--no-ema"]) == 0
+    assert "untrained" not in capsys.readouterr().err
+    assert _train(tmp_path / "long", "--ema-decay", "0.5", steps="5") == 0   # 0.5^5 = 3 %: no note
+    assert "untrained" not in capsys.readouterr().out
+
+
 def test_resume_says_how_the_budget_counts(tmp_path, mnist, capsys):
     assert _train(tmp_path, steps="3") == 0
     capsys.readouterr()
