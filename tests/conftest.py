@@ -18,14 +18,21 @@ if "GAN_TUTORIAL_DATA" not in os.environ and (_shared / "mnist").is_dir():
 
 
 @pytest.fixture(scope="session")
-def trained_classifier():
-    """The metric classifier the package ships (its weights' sha256 is checked on loading)."""
-    from gan_tutorial import classifier, data
+def mnist():
+    """The real MNIST test split (skips the test where it is not on disk)."""
+    from gan_tutorial import data
 
     try:
-        data.load_mnist(verbose=False)
+        return data.load_mnist(verbose=False)
     except data.DataNotFoundError:
         pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(mnist):
+    """The metric classifier the package ships (its weights' sha256 is checked on loading)."""
+    from gan_tutorial import classifier
+
     return classifier.get_classifier(device="cpu", verbose=False)
 
 

@@ -8,21 +8,12 @@ import sys
 import pytest
 import torch
 
-from gan_tutorial import data
 from gan_tutorial import recipes
 from gan_tutorial.checkpoints import load as load_checkpoint, models_from_checkpoint
 from gan_tutorial.cli import main
 from gan_tutorial.models import generate
 
 has_cuda = torch.cuda.is_available()
-
-
-@pytest.fixture(scope="session")
-def mnist():
-    try:
-        return data.load_mnist(verbose=False)
-    except data.DataNotFoundError:
-        pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
 
 
 @pytest.fixture(scope="session")

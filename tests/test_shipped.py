@@ -9,18 +9,10 @@ import pytest
 import torch
 
 import gan_tutorial
-from gan_tutorial import config, data, shipped
+from gan_tutorial import config, shipped
 from gan_tutorial.classifier import WeightsMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    try:
-        return data.load_mnist(verbose=False)
-    except data.DataNotFoundError:
-        pytest.skip("real MNIST not available (set GAN_TUTORIAL_DATA)")
 
 
 def test_every_spec_is_shipped_small_and_hashed():
