@@ -14,22 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 300
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -41,6 +31,9 @@ def main() -> int:
     import nbformat
     import torch
     from nbclient import NotebookClient
+
+    sys.path.insert(0, str(ROOT))
+    from gan_tutorial.config import cpu_name
 
     mode = "fast" if args.fast else "classroom"
     os.environ.update(GAN_TUTORIAL_CLASSROOM="0" if args.fast else "1", GAN_TUTORIAL_FAST="1" if args.fast else "0")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import sys
 import tempfile
@@ -62,12 +61,7 @@ def images_per_second(world: int, args) -> float:
 
 
 def hardware(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    line = f"CPU: {cpu}, {os.cpu_count()} logical cores"
+    line = f"CPU: {config.cpu_name()}, {os.cpu_count()} logical cores"
     if device.type == "cuda":
         line += "; GPUs: " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     return line

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
 import statistics
 import sys
 import time
@@ -119,13 +118,7 @@ def timed(device, fn) -> float:
 def hardware(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or "CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    return f"{config.cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def main(argv=None) -> int:

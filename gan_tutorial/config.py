@@ -182,6 +182,19 @@ def in_colab() -> bool:
         return False
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), for benchmarks to record their hardware."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def describe(device: torch.device | None = None) -> str:
     """One line for a notebook's setup cell: mode, device and a hint when no GPU is in use."""
     device = device or get_device()

@@ -126,3 +126,16 @@ def test_lab_as_root_passes_allow_root(monkeypatch, capsys):
     monkeypatch.setattr(launcher.os, "geteuid", lambda: 1000, raising=False)
     launcher.main(["lab"])
     assert "--allow-root" not in runs[-1]
+
+
+def test_cpu_name_reads_the_model_name(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t: sse\n")
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(cpuinfo if str(self) == "/proc/cpuinfo" else self,
+                                                                       *a, **k))
+    assert config.cpu_name() == "Test CPU 9000"
+    cpuinfo.unlink()   # no /proc/cpuinfo (macOS, Windows): the platform's own name
+    assert config.cpu_name() and config.cpu_name() != "Test CPU 9000"
